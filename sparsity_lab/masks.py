@@ -1,0 +1,130 @@
+"""Masks as parametrizations: `layer.weight` reads as `original * mask`, the original is kept, and it all saves.
+
+A mask is a `dict[str, BoolTensor]` keyed by parameter name ("layers.0.weight"), the same keys as a score.
+
+    apply_masks(model, masks)        # register (or update) the masks
+    get_masks(model)                 # read them back
+    remove_masks(model)              # bake the zeros into plain weights and drop the parametrizations
+    sparsity_report(model)           # per-layer counts
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .models import LSTMLayer
+
+WEIGHT_NAMES = {nn.Linear: ("weight",), nn.Conv2d: ("weight",), nn.Embedding: ("weight",),
+                LSTMLayer: ("weight_ih", "weight_hh")}
+
+
+class Mask(nn.Module):
+    """The parametrization: multiply a weight by a fixed boolean mask (a buffer, so it is saved with the model)."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask.to(torch.bool))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.mask
+
+
+def prunable(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
+    """Every weight matrix a mask may cover: name → (module, attribute). Biases and norms are left dense."""
+    out = {}
+    for mname, module in model.named_modules():
+        for kind, attrs in WEIGHT_NAMES.items():
+            if isinstance(module, kind):
+                for attr in attrs:
+                    out[f"{mname}.{attr}" if mname else attr] = (module, attr)
+    return out
+
+
+def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights as the forward pass sees them (masks applied), keyed by parameter name."""
+    return {name: getattr(module, attr) for name, (module, attr) in prunable(model).items()}
+
+
+def _check(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, tuple[nn.Module, str]]:
+    targets = prunable(model)
+    if not targets:
+        raise ValueError(f"{type(model).__name__} has no prunable layer (Linear, Conv2d, Embedding or LSTM)")
+    for name, mask in masks.items():
+        if name not in targets:
+            raise ValueError(f"mask for unknown weight {name!r}; the prunable weights are {sorted(targets)}")
+        shape = tuple(getattr(*targets[name]).shape)
+        if tuple(mask.shape) != shape:
+            raise ValueError(f"the mask for {name!r} has shape {tuple(mask.shape)} but the weight has shape {shape}")
+    return targets
+
+
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
+    """Mask `model`'s weights in place (a second call replaces the masks it names). Returns the model."""
+    targets = _check(model, masks)
+    for name, mask in masks.items():
+        module, attr = targets[name]
+        existing = _mask_of(module, attr)
+        if existing is not None:
+            existing.mask.copy_(mask)
+        else:
+            parametrize.register_parametrization(module, attr, Mask(mask.to(getattr(module, attr).device)))
+    return model
+
+
+def _mask_of(module: nn.Module, attr: str) -> Mask | None:
+    if parametrize.is_parametrized(module, attr):
+        for p in module.parametrizations[attr]:
+            if isinstance(p, Mask):
+                return p
+    return None
+
+
+def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The masks currently applied to `model` (weights without a mask are absent)."""
+    out = {}
+    for name, (module, attr) in prunable(model).items():
+        mask = _mask_of(module, attr)
+        if mask is not None:
+            out[name] = mask.mask.clone()
+    return out
+
+
+def remove_masks(model: nn.Module, bake: bool = True) -> nn.Module:
+    """Drop every mask. With `bake` the masked weights stay zero; without, the original weights come back."""
+    for module, attr in prunable(model).values():
+        if _mask_of(module, attr) is not None:
+            parametrize.remove_parametrizations(module, attr, leave_parametrized=bake)
+    return model
+
+
+def combine(*masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Intersection of several masks: a weight lives only if every mask that names it keeps it."""
+    out: dict[str, torch.Tensor] = {}
+    for m in masks:
+        for name, mask in m.items():
+            out[name] = out[name] & mask if name in out else mask.clone()
+    return out
+
+
+def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
+    """Validate a fraction of weights to remove."""
+    if not 0.0 <= float(sparsity) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1] (a fraction of weights to remove), got {sparsity}")
+    return float(sparsity)
+
+
+def sparsity_report(model: nn.Module) -> list[dict]:
+    """One row per prunable weight: name, shape, weights, nonzero weights and sparsity (fraction of zeros)."""
+    rows = []
+    with torch.no_grad():
+        for name, w in effective_weights(model).items():
+            nonzero = int(torch.count_nonzero(w))
+            rows.append({"layer": name, "shape": tuple(w.shape), "weights": w.numel(), "nonzero": nonzero,
+                         "sparsity": 1 - nonzero / w.numel()})
+    total = sum(r["weights"] for r in rows)
+    nonzero = sum(r["nonzero"] for r in rows)
+    rows.append({"layer": "total", "shape": (), "weights": total, "nonzero": nonzero,
+                 "sparsity": 1 - nonzero / max(total, 1)})
+    return rows

@@ -1,0 +1,153 @@
+"""One training loop for every lesson: minibatches, any optimiser or sampler, penalties, callbacks, progress.
+
+    history = fit(model, data, epochs=3, lr=0.1)                       # SGD on a Dataset
+    history = fit(model, (x, y), optimizer=SGLD(model.parameters(), ...), penalty=group_lasso)
+
+A penalty is a function `model -> scalar tensor` added to the minibatch *mean* loss. A callback is a function
+`state -> None` called after every optimiser step (proximal steps, sample collectors, live plots). If the loss turns
+NaN or infinite, training stops with `DivergenceError` naming the step and the learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainState:
+    """What a callback sees after each optimiser step."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    step: int                 # steps taken so far, 1-based
+    epoch: int                # 0-based
+    loss: float               # this step's minibatch loss, penalty included
+    end_of_epoch: bool
+    steps_per_epoch: int
+
+
+@dataclass
+class History:
+    """Per-step training loss and per-epoch summaries (mean train loss, and test metrics when given)."""
+
+    losses: list[float] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+
+
+def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The default loss: mean cross-entropy of model(x) against integer labels y."""
+    return F.cross_entropy(model(x), y)
+
+
+def _as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
+    if hasattr(data, "x_train"):
+        return data.x_train, data.y_train
+    if isinstance(data, tuple | list) and len(data) == 2:
+        return data[0], data[1]
+    raise ValueError(f"data must be a Dataset or an (x, y) pair of tensors, got {type(data).__name__}")
+
+
+def _learning_rates(optimizer: torch.optim.Optimizer) -> str:
+    rates = sorted({g.get("lr", float("nan")) for g in optimizer.param_groups})
+    return ", ".join(f"{r:g}" for r in rates)
+
+
+def fit(
+    model: nn.Module,
+    data,
+    *,
+    epochs: int = 1,
+    batch_size: int = 128,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 0.1,
+    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy_loss,
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+    callbacks: Iterable[Callable[[TrainState], None]] = (),
+    test_data=None,
+    seed: int = 0,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> History:
+    """Train `model` in place on `data` (a Dataset or (x, y)) for `epochs` passes of shuffled minibatches.
+
+    optimizer defaults to plain SGD with `lr`. The minibatch order comes from `seed`. If `test_data` is given,
+    each epoch's summary has its test accuracy and NLL (see `evaluate`).
+    """
+    x, y = _as_tensors(data)
+    if epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs}")
+    if not 1 <= batch_size <= len(x):
+        raise ValueError(f"batch_size must be in [1, {len(x)}] (the number of training examples), got {batch_size}")
+    if optimizer is None:
+        if not lr > 0:
+            raise ValueError(f"lr must be positive, got {lr}")
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    callbacks = list(callbacks)
+    model.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    history = History()
+    bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, desc="training", leave=False)
+    step = 0
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        epoch_loss = 0.0
+        for k, start in enumerate(range(0, len(x), batch_size)):
+            idx = order[start:start + batch_size]
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            loss = loss_fn(model, xb, yb)
+            if penalty is not None:
+                loss = loss + penalty(model)
+            step += 1
+            value = loss.item()
+            if not math.isfinite(value):
+                bar.close()
+                raise DivergenceError(
+                    f"training diverged at step {step} (epoch {epoch + 1}): the loss is {value}; "
+                    f"learning rate {_learning_rates(optimizer)}. Try a smaller learning rate.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            history.losses.append(value)
+            epoch_loss += value
+            state = TrainState(model, optimizer, step, epoch, value, k == steps_per_epoch - 1, steps_per_epoch)
+            for callback in callbacks:
+                callback(state)
+            bar.update()
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{value:.4f}")
+        summary = {"epoch": epoch + 1, "train_loss": epoch_loss / steps_per_epoch}
+        if test_data is not None:
+            summary.update(evaluate(model, test_data, device=device))
+        history.epochs.append(summary)
+    bar.close()
+    return history
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, device="cpu") -> torch.Tensor:
+    """Softmax outputs (N, classes) of `model` on x, in eval mode, computed in batches."""
+    model.eval()
+    return torch.cat([F.softmax(model(x[i:i + batch_size].to(device)), dim=-1).cpu()
+                      for i in range(0, len(x), batch_size)])
+
+
+def evaluate(model: nn.Module, data, batch_size: int = 1024, device="cpu") -> dict[str, float]:
+    """Test accuracy, error (%) and mean negative log-likelihood of `model` on a Dataset's test split or (x, y)."""
+    x, y = (data.x_test, data.y_test) if hasattr(data, "x_test") else data
+    probs = predict_proba(model, x, batch_size, device)
+    accuracy = (probs.argmax(1) == y).double().mean().item()
+    nll = -torch.log(probs[torch.arange(len(y)), y].clamp_min(1e-12)).mean().item()
+    return {"accuracy": accuracy, "error": 100 * (1 - accuracy), "nll": nll}
