@@ -1,0 +1,1 @@
+"""Figures as pure functions returning plotly `go.Figure`; one module per topic. Never imports ipywidgets."""

@@ -1,0 +1,5 @@
+"""Interactive views (ipywidgets + plotly FigureWidget) composed from `sparsity_lab.plots`; one module per topic.
+
+A widget is a thin view: it never computes a method, and a test can drive it headless by setting a control's
+`.value` and reading the figure's data.
+"""
