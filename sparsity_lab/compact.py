@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .masks import effective_weights, prunable
-from .models import MLP, LeNet5, LSTMLanguageModel, lstm_recurrence
+from .models import MLP, LeNet5, LSTMLanguageModel
 
 
 def compact(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> nn.Module:

@@ -196,3 +196,17 @@ def lenet5_channel_groups(model: LeNet5) -> list[Groups]:
     return [make_groups("conv1.maps", "filters", ("conv1.weight", c1, rows), ("conv2.weight", c2, columns)),
             make_groups("conv2.maps", "filters", ("conv2.weight", c2, rows),
                         ("fc1.weight", f1, block_columns(per_map)))]
+
+
+def mlp_unit_groups(model: nn.Module) -> list[Groups]:
+    """Whole units of an MLP: each input pixel (its column in the first layer) and each hidden neuron (its row of
+    incoming weights and its column of outgoing weights). Removing one deletes the unit from the network."""
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no Linear layer")
+    name, first = linears[0]
+    out = [make_groups(f"{name}.inputs", "units", (f"{name}.weight", tuple(first.weight.shape), columns))]
+    for (name, layer), (next_name, reader) in zip(linears[:-1], linears[1:], strict=True):
+        out.append(make_groups(f"{name}.units", "units", (f"{name}.weight", tuple(layer.weight.shape), rows),
+                               (f"{next_name}.weight", tuple(reader.weight.shape), columns)))
+    return out
