@@ -25,7 +25,8 @@ class Mask(nn.Module):
 
     def __init__(self, mask: torch.Tensor):
         super().__init__()
-        self.register_buffer("mask", mask.to(torch.bool))
+        # a copy, so updating the mask in place never writes into the caller's tensor (nor the reverse)
+        self.register_buffer("mask", mask.detach().to(torch.bool).clone())
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight * self.mask
@@ -95,6 +96,10 @@ def remove_masks(model: nn.Module, bake: bool = True) -> nn.Module:
     """Drop every mask. With `bake` the masked weights stay zero; without, the original weights come back."""
     for module, attr in prunable(model).values():
         if _mask_of(module, attr) is not None:
+            # A deep copy of a parametrized module shares its generated class, and removal deletes the weight's
+            # property from that class, breaking every other copy. Give this module its own class first.
+            cls = module.__class__
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             parametrize.remove_parametrizations(module, attr, leave_parametrized=bake)
     return model
 
@@ -128,3 +133,10 @@ def sparsity_report(model: nn.Module) -> list[dict]:
     rows.append({"layer": "total", "shape": (), "weights": total, "nonzero": nonzero,
                  "sparsity": 1 - nonzero / max(total, 1)})
     return rows
+
+
+def baked(model: nn.Module) -> nn.Module:
+    """A copy of `model` with its masks multiplied into plain weights: what a masked model costs when deployed
+    with a dense kernel (zeros are stored and multiplied, but no mask is applied on each call)."""
+    import copy
+    return remove_masks(copy.deepcopy(model), bake=True)

@@ -8,7 +8,8 @@ from plotly.subplots import make_subplots
 
 
 def tile(fields: np.ndarray, columns: int = 8, gap: float = np.nan) -> np.ndarray:
-    """Arrange (n, h, w) images in a grid with a one-pixel gap: returns (rows·(h+1)−1, columns·(w+1)−1)."""
+    """Arrange (n, h, w) images in a grid with a one-pixel gap: returns (rows·(h+1)−1, columns·(w+1)−1).
+    Gap pixels are NaN; pass the result through `json_safe` before it goes to a browser."""
     n, h, w = fields.shape
     rows = -(-n // columns)
     out = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), gap)
@@ -16,6 +17,11 @@ def tile(fields: np.ndarray, columns: int = 8, gap: float = np.nan) -> np.ndarra
         r, c = divmod(k, columns)
         out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = fields[k]
     return out
+
+
+def json_safe(z: np.ndarray) -> list:
+    """Nested lists with None where z is NaN: plotly draws None as a gap, and JSON has no NaN."""
+    return np.where(np.isnan(z), None, z).tolist()
 
 
 def receptive_fields(mask: np.ndarray, n_units: int = 24, side: int = 28, columns: int = 6) -> go.Figure:
@@ -27,7 +33,7 @@ def receptive_fields(mask: np.ndarray, n_units: int = 24, side: int = 28, column
     fig = make_subplots(1, 2, column_widths=[0.68, 0.32], horizontal_spacing=0.04,
                         subplot_titles=(f"layer-1 masks of the first {n_units} neurons", "pixels still read"))
     scale = [[0, "#f2f2f2"], [1, "#1f4e96"]]
-    fig.add_trace(go.Heatmap(z=tile(fields, columns)[::-1], zmin=0, zmax=1, colorscale=scale, showscale=False,
+    fig.add_trace(go.Heatmap(z=json_safe(tile(fields, columns)[::-1]), zmin=0, zmax=1, colorscale=scale, showscale=False,
                              hovertemplate="kept=%{z}<extra></extra>"), 1, 1)
     fig.add_trace(go.Heatmap(z=read[::-1], zmin=0, zmax=1, colorscale=scale, showscale=False,
                              hovertemplate="read=%{z}<extra></extra>"), 1, 2)

@@ -1,0 +1,182 @@
+"""`sparsity-lab bench compaction`: dense vs compacted latency, measured in one run, beside the FLOP reduction.
+
+Structured cases are the published structures: LeNet-500-300 → 537-217-130 (Sparse VD), 434-174-78 (SSL),
+245-160-55 (SBP); LeNet5-Caffe → 3-18-(288)-283 (SBP's 3-18-284-283: we remove whole conv2 maps at the flatten, so
+fc1 reads 18·16 = 288 inputs, not 284); a 2-layer LSTM 1500-1500 → ISS 533-425-533 (Wen et al. 2018). Each is
+built by masking a dense model with random structured masks (seeded) and running it through `compact`, with
+`assert_equivalent` checked, so the benchmark exercises the real inference path. Unstructured cases mask 90/96/99%
+of LeNet-500-300's weights by magnitude and run them as masked dense and as torch sparse CSR.
+
+Speed-up = dense latency / variant latency, both measured by `torch.utils.benchmark` in the same run, at each batch
+size and thread count. Ratios, not absolute times, are what carry over between machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+from torch import nn
+
+from .compact import CSRMLP, assert_equivalent, compact
+from .cost import flops, latency
+from .masks import apply_masks, baked, combine
+from .methods.saliency import magnitude_masks
+from .models import MLP, LeNet5, LSTMLanguageModel
+from .structure import iss_groups, lenet5_channel_groups, mlp_unit_groups
+
+MLP_STRUCTURES = {"Sparse VD 537-217-130": (537, 217, 130), "SSL 434-174-78": (434, 174, 78),
+                  "SBP 245-160-55": (245, 160, 55)}
+TARGETS = {("lenet-500-300", "SBP 245-160-55", 1024): 8.0, ("lenet5-caffe", "SBP 3-18-288-283", 256): 5.5,
+           ("lstm-1500", "ISS 533-425-533", 20): 9.0}
+
+
+def keep_first(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """A random boolean vector of length n with exactly k True entries."""
+    keep = torch.zeros(n, dtype=torch.bool)
+    keep[torch.randperm(n, generator=generator)[:k]] = True
+    return keep
+
+
+def structured_mlp(dense: MLP, widths: tuple[int, ...], generator: torch.Generator) -> MLP:
+    """Mask `dense` so that `widths` (inputs, hidden...) units survive, and compact it."""
+    groups = mlp_unit_groups(dense)
+    masked = apply_masks(copy.deepcopy(dense), combine(*[g.masks(keep_first(g.n, k, generator))
+                                                 for g, k in zip(groups, widths, strict=True)]))
+    return _checked(masked, torch.rand(8, 784, generator=generator))
+
+
+def structured_lenet5(dense: LeNet5, conv1: int, conv2: int, fc1: int, generator: torch.Generator) -> LeNet5:
+    """Mask `dense` to keep conv1/conv2 feature maps and fc1 units (random choices), and compact it."""
+    maps1, maps2 = lenet5_channel_groups(dense)
+    fc1_units = mlp_unit_groups(dense)[1]  # the Linear layers fc1, fc2: fc1's rows with fc2's columns
+    masks = combine(maps1.masks(keep_first(maps1.n, conv1, generator)),
+                    maps2.masks(keep_first(maps2.n, conv2, generator)),
+                    fc1_units.masks(keep_first(fc1_units.n, fc1, generator)))
+    return _checked(apply_masks(copy.deepcopy(dense), masks), torch.rand(4, 1, 28, 28, generator=generator))
+
+
+def structured_lstm(dense: LSTMLanguageModel, widths: tuple[int, ...], generator: torch.Generator):
+    masks = combine(*[g.masks(keep_first(g.n, k, generator)) for g, k in zip(iss_groups(dense), widths,
+                                                                             strict=True)])
+    masked = apply_masks(copy.deepcopy(dense), masks)
+    return _checked(masked, torch.randint(0, dense.decoder.out_features, (5, 2), generator=generator))
+
+
+def _checked(masked: nn.Module, x: torch.Tensor) -> nn.Module:
+    small = compact(masked)
+    assert_equivalent(masked, small, x)
+    return small
+
+
+class LSTMStack(nn.Module):
+    """The recurrent part of a language model (its LSTM layers), on already embedded input (T, B, E)."""
+
+    def __init__(self, lm: LSTMLanguageModel):
+        super().__init__()
+        self.rnns = lm.rnns
+
+    def forward(self, x):
+        for rnn in self.rnns:
+            x, _ = rnn(x)
+        return x
+
+
+def _record(model_name, variant, batch, threads, flop_ratio, dense_s, variant_s, **extra):
+    return {"model": model_name, "variant": variant, "batch": batch, "threads": threads,
+            "flop_ratio": round(flop_ratio, 2), "dense_ms": round(1e3 * dense_s, 4),
+            "variant_ms": round(1e3 * variant_s, 4), "speedup": round(dense_s / variant_s, 2), **extra}
+
+
+def _measure(cases, x, model_name, batch, threads, min_run_time):
+    """Latency of the dense model (cases[0]) and of each variant on x; the dense time is the faster of two
+    measurements, one before and one after the variants, so a noisy moment does not flatter the variants."""
+    dense_name, dense_model, dense_flops, _ = cases[0]
+    first = latency(dense_model, x[0], threads, min_run_time)
+    times = [(name, flop, latency(m, xv, threads, min_run_time), extra)
+             for (name, m, flop, extra), xv in zip(cases[1:], x[1:], strict=True)]
+    dense_s = min(first, latency(dense_model, x[0], threads, min_run_time))
+    return [_record(model_name, name, batch, threads, dense_flops / flop, dense_s, t, **extra)
+            for name, flop, t, extra in times]
+
+
+def compaction(batches=(1, 64, 1024), threads=(1, 2), min_run_time=0.2, seed=0, quick=False) -> list[dict]:
+    """Run every case; returns a list of records (model, variant, batch, threads, flop_ratio, speedup...)."""
+    g = torch.Generator().manual_seed(seed)
+    records = []
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        mlp = MLP([784, 500, 300, 10])
+        lenet5 = LeNet5()
+        lm = LSTMLanguageModel(vocab=100 if quick else 10000, embedding=1500, hidden=(1500, 1500))
+    image = torch.rand(1, 1, 28, 28, generator=g)
+    mlp_cases = [("dense 784-500-300", mlp, flops(mlp, image)["dense"], {})]
+    for name, widths in MLP_STRUCTURES.items():
+        small = structured_mlp(mlp, (widths[0], *widths[1:]), g)
+        mlp_cases.append((f"{name} (compact)", small, flops(small, image)["dense"], {"sizes": small.sizes}))
+    for sparsity in (0.9, 0.96, 0.99):
+        masked = apply_masks(copy.deepcopy(mlp), magnitude_masks(mlp, sparsity))
+        nonzero = flops(masked, image)["nonzero"]
+        mlp_cases.append((f"unstructured {sparsity:.0%} (masked dense)", baked(masked), nonzero, {}))
+        mlp_cases.append((f"unstructured {sparsity:.0%} (CSR)", CSRMLP(masked), nonzero, {}))
+    small5 = structured_lenet5(lenet5, 3, 18, 283, g)
+    lenet_cases = [("dense 20-50-800-500", lenet5, flops(lenet5, image)["dense"], {}),
+                   ("SBP 3-18-288-283 (compact)", small5, flops(small5, image)["dense"], {})]
+    for batch in batches:
+        x = torch.rand(batch, 1, 28, 28, generator=g)
+        for t in threads:
+            records += _measure(mlp_cases, [x] * len(mlp_cases), "lenet-500-300", batch, t, min_run_time)
+            conv_batch = 256 if batch == 1024 else batch
+            xc = x[:conv_batch]
+            records += _measure(lenet_cases, [xc, xc], "lenet5-caffe", conv_batch, t, min_run_time)
+    small_lm = structured_lstm(lm, (533, 425, 533), g)
+    token = torch.zeros(1, 1, dtype=torch.long)
+    stack, small_stack = LSTMStack(lm), LSTMStack(small_lm)
+    lstm_flops = [sum(row["dense"] for row in flops(m, token)["layers"] if row["layer"].startswith("rnns"))
+                  for m in (lm, small_lm)]
+    steps, batch = (5 if quick else 35), 20
+    x = torch.rand(steps, batch, 1500, generator=g)
+    lstm_cases = [("dense 1500-1500", stack, lstm_flops[0], {}),
+                  ("ISS 533-425-533 (compact)", small_stack, lstm_flops[1], {"seq": steps})]
+    for t in threads:
+        records += _measure(lstm_cases, [x, x[..., :533].contiguous()], "lstm-1500", batch, t, min_run_time)
+    return records
+
+
+def table(records: list[dict]) -> str:
+    lines = [f"{'model':<14} {'variant':<34} {'batch':>5} {'thr':>3} {'FLOP cut':>9} {'dense ms':>9} "
+             f"{'variant ms':>10} {'speed-up':>9}"]
+    for r in records:
+        target = TARGETS.get((r["model"], r["variant"].replace(" (compact)", ""), r["batch"]))
+        mark = "" if target is None else f"  target ≥ {target:g}× {'✓' if r['speedup'] >= target else '✗'}"
+        lines.append(f"{r['model']:<14} {r['variant']:<34} {r['batch']:>5} {r['threads']:>3} "
+                     f"{r['flop_ratio']:>8.2f}× {r['dense_ms']:>9.3f} {r['variant_ms']:>10.3f} "
+                     f"{r['speedup']:>8.2f}×{mark}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", choices=["compaction"], help="which benchmark to run")
+    parser.add_argument("--json", metavar="FILE", help="also write the records as a JSON list ('-' for stdout)")
+    parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement (default 0.2)")
+    parser.add_argument("--quick", action="store_true", help="small LSTM vocabulary and sequence: a smoke test")
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    records = compaction(min_run_time=args.min_run_time, quick=args.quick)
+    if args.json != "-":
+        print(table(records))
+        print(f"\n{len(records)} measurements in {time.perf_counter() - start:.0f} s "
+              f"(torch {torch.__version__}, {torch.get_num_threads()} threads available)")
+    if args.json:
+        text = json.dumps(records, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text)
+    return 0
