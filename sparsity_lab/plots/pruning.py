@@ -33,7 +33,8 @@ def receptive_fields(mask: np.ndarray, n_units: int = 24, side: int = 28, column
     fig = make_subplots(1, 2, column_widths=[0.68, 0.32], horizontal_spacing=0.04,
                         subplot_titles=(f"layer-1 masks of the first {n_units} neurons", "pixels still read"))
     scale = [[0, "#f2f2f2"], [1, "#1f4e96"]]
-    fig.add_trace(go.Heatmap(z=json_safe(tile(fields, columns)[::-1]), zmin=0, zmax=1, colorscale=scale, showscale=False,
+    tiles = json_safe(tile(fields, columns)[::-1])
+    fig.add_trace(go.Heatmap(z=tiles, zmin=0, zmax=1, colorscale=scale, showscale=False,
                              hovertemplate="kept=%{z}<extra></extra>"), 1, 1)
     fig.add_trace(go.Heatmap(z=read[::-1], zmin=0, zmax=1, colorscale=scale, showscale=False,
                              hovertemplate="read=%{z}<extra></extra>"), 1, 2)
