@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ def lab(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}", *args.jupyter_args]
     if args.no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI run as root; Jupyter refuses without this
+        command.append("--allow-root")
     print("Starting JupyterLab on", folder, "- open the http://127.0.0.1:... URL it prints below.", flush=True)
     return subprocess.call(command)
 
@@ -38,10 +41,9 @@ MODULES = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sparsity-lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("lab", help="open JupyterLab on the lessons")
+    p = sub.add_parser("lab", help="open JupyterLab on the lessons; other options go to `jupyter lab`")
     p.add_argument("--lessons", default=str(LESSONS), help="the lessons folder (default: %(default)s)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; print the URL")
-    p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="further arguments for `jupyter lab`")
     p.set_defaults(func=lab)
     for name, (module, help_text) in MODULES.items():
         p = sub.add_parser(name, help=help_text)
@@ -51,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError as error:
             if error.name != module:
                 raise
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if hasattr(args, "func"):
+        args.jupyter_args = extra
         return args.func(args)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return importlib.import_module(args.module).run(args)
 
 
