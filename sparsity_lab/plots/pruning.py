@@ -42,7 +42,7 @@ def receptive_fields(mask: np.ndarray, n_units: int = 24, side: int = 28, column
         fig.layout[axis].update(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
     fig.update_yaxes(scaleanchor="x2", row=1, col=2)
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white")
     return fig
 
 
