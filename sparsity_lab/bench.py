@@ -21,7 +21,7 @@ import time
 import torch
 from torch import nn
 
-from .compact import CSRMLP, assert_equivalent, compact
+from .compact import CSRMLP, IndexListLSTMLanguageModel, assert_equivalent, compact, index_list_recurrence
 from .cost import flops, latency
 from .masks import apply_masks, baked, combine
 from .methods.saliency import magnitude_masks
@@ -60,10 +60,11 @@ def structured_lenet5(dense: LeNet5, conv1: int, conv2: int, fc1: int, generator
 
 
 def structured_lstm(dense: LSTMLanguageModel, widths: tuple[int, ...], generator: torch.Generator):
+    """Mask `dense` with ISS groups keeping `widths` (embedding, layer 1, layer 2) units: (masked, compact)."""
     masks = combine(*[g.masks(keep_first(g.n, k, generator)) for g, k in zip(iss_groups(dense), widths,
                                                                              strict=True)])
     masked = apply_masks(copy.deepcopy(dense), masks)
-    return _checked(masked, torch.randint(0, dense.decoder.out_features, (5, 2), generator=generator))
+    return masked, _checked(masked, torch.randint(0, dense.decoder.out_features, (5, 2), generator=generator))
 
 
 def _checked(masked: nn.Module, x: torch.Tensor) -> nn.Module:
@@ -82,6 +83,19 @@ class LSTMStack(nn.Module):
     def forward(self, x):
         for rnn in self.rnns:
             x, _ = rnn(x)
+        return x
+
+
+class IndexListStack(nn.Module):
+    """The LSTM layers of an `IndexListLSTMLanguageModel`: full weights, only surviving rows/columns computed."""
+
+    def __init__(self, masked: LSTMLanguageModel):
+        super().__init__()
+        self.layers = IndexListLSTMLanguageModel(masked).layers
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = index_list_recurrence(x, layer)
         return x
 
 
@@ -132,7 +146,7 @@ def compaction(batches=(1, 64, 1024), threads=(1, 2), min_run_time=0.2, seed=0, 
             conv_batch = 256 if batch == 1024 else batch
             xc = x[:conv_batch]
             records += _measure(lenet_cases, [xc, xc], "lenet5-caffe", conv_batch, t, min_run_time)
-    small_lm = structured_lstm(lm, (533, 425, 533), g)
+    masked_lm, small_lm = structured_lstm(lm, (533, 425, 533), g)
     token = torch.zeros(1, 1, dtype=torch.long)
     stack, small_stack = LSTMStack(lm), LSTMStack(small_lm)
     lstm_flops = [sum(row["dense"] for row in flops(m, token)["layers"] if row["layer"].startswith("rnns"))
@@ -140,9 +154,10 @@ def compaction(batches=(1, 64, 1024), threads=(1, 2), min_run_time=0.2, seed=0, 
     steps, batch = (5 if quick else 35), 20
     x = torch.rand(steps, batch, 1500, generator=g)
     lstm_cases = [("dense 1500-1500", stack, lstm_flops[0], {}),
-                  ("ISS 533-425-533 (compact)", small_stack, lstm_flops[1], {"seq": steps})]
+                  ("ISS 533-425-533 (compact)", small_stack, lstm_flops[1], {"seq": steps}),
+                  ("ISS 533-425-533 (index lists)", IndexListStack(masked_lm), lstm_flops[1], {"seq": steps})]
     for t in threads:
-        records += _measure(lstm_cases, [x, x[..., :533].contiguous()], "lstm-1500", batch, t, min_run_time)
+        records += _measure(lstm_cases, [x, x[..., :533].contiguous(), x], "lstm-1500", batch, t, min_run_time)
     return records
 
 
@@ -150,7 +165,7 @@ def table(records: list[dict]) -> str:
     lines = [f"{'model':<14} {'variant':<34} {'batch':>5} {'thr':>3} {'FLOP cut':>9} {'dense ms':>9} "
              f"{'variant ms':>10} {'speed-up':>9}"]
     for r in records:
-        target = TARGETS.get((r["model"], r["variant"].replace(" (compact)", ""), r["batch"]))
+        target = TARGETS.get((r["model"], r["variant"].replace(" (compact)", ""), r["batch"]))  # compact only
         mark = "" if target is None else f"  target ≥ {target:g}× {'✓' if r['speedup'] >= target else '✗'}"
         lines.append(f"{r['model']:<14} {r['variant']:<34} {r['batch']:>5} {r['threads']:>3} "
                      f"{r['flop_ratio']:>8.2f}× {r['dense_ms']:>9.3f} {r['variant_ms']:>10.3f} "

@@ -32,7 +32,8 @@ def compact(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> n
     """
     if not prunable(model):
         raise ValueError(f"{type(model).__name__} has no prunable layer to compact")
-    with torch.no_grad():
+    # fork_rng: building the small model draws an initialisation we overwrite; the caller's RNG must not move
+    with torch.no_grad(), torch.random.fork_rng():
         weights = {k: v.detach().clone() for k, v in effective_weights(model).items()}
         for name, mask in (masks or {}).items():
             if name not in weights or weights[name].shape != mask.shape:
@@ -70,6 +71,7 @@ def _chain(stages: list[tuple[torch.Tensor, torch.Tensor]], keep_inputs: bool):
             keep[0] = True
             biases[k][0] = 0.0
             stages[k][0][0] = 0.0
+            stages[k + 1][0][:, 0] = 0.0  # it outputs 0: no unit of the next stage is fed by it
         alive.append(keep)
         reading = keep
     if not inputs.any():
@@ -189,7 +191,7 @@ class IndexListLSTMLanguageModel(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embedding[tokens]
         for layer in self.layers:
-            x = _index_list_recurrence(x, layer)
+            x = index_list_recurrence(x, layer)
         w = self.decoder_weight.index_select(1, self.decoder_cols)
         return torch.addmm(self.decoder_bias, x.index_select(2, self.decoder_cols).flatten(0, 1),
                            w.t()).view(*x.shape[:2], -1)
@@ -199,7 +201,9 @@ def _index_lists(w: torch.Tensor, tag: str) -> dict[str, torch.Tensor]:
     return {f"rows_{tag}": (w != 0).any(1).nonzero().squeeze(1), f"cols_{tag}": (w != 0).any(0).nonzero().squeeze(1)}
 
 
-def _index_list_recurrence(x: torch.Tensor, p: dict) -> torch.Tensor:
+def index_list_recurrence(x: torch.Tensor, p: dict) -> torch.Tensor:
+    """One LSTM layer by index lists: x (T, B, I) → (T, B, H). `p` holds the full weights w_ih, w_hh, bias and
+    the lists rows_ih, cols_ih, rows_hh, cols_hh of their nonzero rows and columns."""
     steps, batch, _ = x.shape
     hidden = p["w_hh"].shape[1]
     w_ih = p["w_ih"].index_select(0, p["rows_ih"]).index_select(1, p["cols_ih"])
