@@ -64,7 +64,8 @@ def flops(model: nn.Module, example: torch.Tensor) -> dict:
     finally:
         for h in handles:
             h.remove()
-    batch = example.shape[0] * (example.shape[1] if example.dtype == torch.long and example.dim() == 2 else 1)
+    tokens = not example.is_floating_point() and example.dim() == 2  # (T, B) token ids, int64 or int32
+    batch = example.shape[0] * (example.shape[1] if tokens else 1)
     layers = []
     for name, w in weights.items():
         module_name, _, attr = name.rpartition(".")

@@ -88,6 +88,14 @@ def unit_rows(w):
     return w.reshape(4, w.shape[0] // 4, -1).transpose(0, 1).reshape(w.shape[0] // 4, -1)
 
 
+def unit_rows_and_column(w):
+    """(4H, H) recurrent LSTM weight → (H, 8H − 4): unit k's row in every gate and its column, each weight
+    once (the 4 weights where they cross belong to both; counted twice they would weigh double in a norm)."""
+    hidden = w.shape[1]
+    crossing = (torch.arange(w.shape[0]) % hidden).unsqueeze(0) == torch.arange(hidden).unsqueeze(1)
+    return torch.cat([unit_rows(w), columns(w)[~crossing].reshape(hidden, -1)], dim=1)
+
+
 def gate_columns(w):
     """(4H, I) → (4·I, H): each column of each gate matrix on its own (SSE's untied columns)."""
     return w.reshape(4, w.shape[0] // 4, -1).transpose(1, 2).reshape(-1, w.shape[0] // 4)
@@ -132,9 +140,12 @@ def layer_groups(model: nn.Module, kind: str) -> list[Groups]:
                                  f"{type(model).__name__} has none (layer {mname!r})")
             if kind in table:
                 shape = tuple(module.weight.shape)
-                out.append(make_groups(f"{mname}.{kind}", kind, (f"{mname}.weight", shape, table[kind])))
+                pname = f"{mname}.weight" if mname else "weight"  # the model itself may be the layer
+                gname = f"{mname or type(module).__name__}.{kind}"
+                out.append(make_groups(gname, kind, (pname, shape, table[kind])))
     else:
-        raise ValueError(f"unknown group kind {kind!r}; choose from {sorted([*LINEAR_KINDS, *CONV_KINDS, *LSTM_KINDS])}")
+        choices = sorted([*LINEAR_KINDS, *CONV_KINDS, *LSTM_KINDS])
+        raise ValueError(f"unknown group kind {kind!r}; choose from {choices}")
     if not out:
         raise ValueError(f"{type(model).__name__} has no layer with {kind!r} groups")
     return out
@@ -183,8 +194,9 @@ def iss_groups(model: LSTMLanguageModel) -> list[Groups]:
         reader_shape = tuple(model.get_parameter(reader).shape)
         ih, hh = tuple(rnn.weight_ih.shape), tuple(rnn.weight_hh.shape)
         out.append(make_groups(f"rnns.{k}.iss", "iss",
-                               (f"rnns.{k}.weight_ih", ih, unit_rows), (f"rnns.{k}.weight_hh", hh, unit_rows),
-                               (f"rnns.{k}.weight_hh", hh, columns), (reader, reader_shape, columns)))
+                               (f"rnns.{k}.weight_ih", ih, unit_rows),
+                               (f"rnns.{k}.weight_hh", hh, unit_rows_and_column),
+                               (reader, reader_shape, columns)))
     return out
 
 

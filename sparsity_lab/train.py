@@ -11,6 +11,7 @@ NaN or infinite, training stops with `DivergenceError` naming the step and the l
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -85,9 +86,9 @@ def fit(
     each epoch's summary has its test accuracy and NLL (see `evaluate`).
     """
     x, y = _as_tensors(data)
-    if epochs < 1:
+    if not isinstance(epochs, numbers.Integral) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
-    if not 1 <= batch_size <= len(x):
+    if not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= len(x):
         raise ValueError(f"batch_size must be in [1, {len(x)}] (the number of training examples), got {batch_size}")
     if optimizer is None:
         if not lr > 0:
