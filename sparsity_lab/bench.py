@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .compact import CSRMLP, IndexListLSTMLanguageModel, assert_equivalent, compact, index_list_recurrence
-from .cost import flops, latency
+from .cost import compare_latency, flops
 from .masks import apply_masks, baked, combine
 from .methods.saliency import magnitude_masks
 from .models import MLP, LeNet5, LSTMLanguageModel
@@ -106,18 +106,17 @@ def _record(model_name, variant, batch, threads, flop_ratio, dense_s, variant_s,
 
 
 def _measure(cases, x, model_name, batch, threads, min_run_time):
-    """Latency of the dense model (cases[0]) and of each variant on x; the dense time is the faster of two
-    measurements, one before and one after the variants, so a noisy moment does not flatter the variants."""
-    dense_name, dense_model, dense_flops, _ = cases[0]
-    first = latency(dense_model, x[0], threads, min_run_time)
-    times = [(name, flop, latency(m, xv, threads, min_run_time), extra)
-             for (name, m, flop, extra), xv in zip(cases[1:], x[1:], strict=True)]
-    dense_s = min(first, latency(dense_model, x[0], threads, min_run_time))
-    return [_record(model_name, name, batch, threads, dense_flops / flop, dense_s, t, **extra)
-            for name, flop, t, extra in times]
+    """Latency of the dense model (cases[0]) and of each variant on its input, timed in alternation over three
+    rounds (fastest round of each kept, see `cost.compare_latency`), as records of speed-up over the dense one."""
+    models = {name: m for name, m, _, _ in cases}
+    seconds = compare_latency(models, dict(zip(models, x, strict=True)), threads, rounds=3,
+                              min_run_time=min_run_time)
+    dense_name, _, dense_flops, _ = cases[0]
+    return [_record(model_name, name, batch, threads, dense_flops / flop, seconds[dense_name], seconds[name], **extra)
+            for name, _, flop, extra in cases[1:]]
 
 
-def compaction(batches=(1, 64, 1024), threads=(1, 2), min_run_time=0.2, seed=0, quick=False) -> list[dict]:
+def compaction(batches=(1, 64, 1024), threads=(1, 2), min_run_time=0.1, seed=0, quick=False) -> list[dict]:
     """Run every case; returns a list of records (model, variant, batch, threads, flop_ratio, speedup...)."""
     g = torch.Generator().manual_seed(seed)
     records = []
@@ -176,7 +175,8 @@ def table(records: list[dict]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", choices=["compaction"], help="which benchmark to run")
     parser.add_argument("--json", metavar="FILE", help="also write the records as a JSON list ('-' for stdout)")
-    parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds per measurement (default 0.2)")
+    parser.add_argument("--min-run-time", type=float, default=0.1,
+                        help="seconds per timing; each is repeated in 3 alternating rounds (default 0.1)")
     parser.add_argument("--quick", action="store_true", help="small LSTM vocabulary and sequence: a smoke test")
 
 

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import torch
 
 from ..compact import CSRMLP, compact
-from ..cost import count_parameters, flops, latency
+from ..cost import compare_latency, count_parameters, flops
 from ..masks import apply_masks, baked, effective_weights
 from ..methods.saliency import magnitude_prune
 from ..plots.pruning import receptive_fields, tile
@@ -18,22 +18,20 @@ from ..train import evaluate
 UNITS = {"weights (unstructured)": "weight", "neurons (structured)": "neuron"}
 
 
-def cost_rows(masked: torch.nn.Module, x: torch.Tensor, threads: int = 1, min_run_time: float = 0.1) -> list[dict]:
-    """Params, FLOPs and measured latency of one masked MLP as dense-with-masks, compacted and CSR."""
+def cost_rows(masked: torch.nn.Module, x: torch.Tensor, threads: int = 1, rounds: int = 3) -> list[dict]:
+    """Params, MACs and measured latency of one masked MLP run three ways: dense with the zeros stored (masks
+    baked), compacted, and as sparse CSR matrices. Speed-ups are against the first."""
     small = compact(masked)
     variants = {"masked dense": baked(masked), "compact dense": small, "sparse CSR": CSRMLP(masked)}
-    f = flops(masked, x[:1])
+    counts = flops(masked, x[:1])
     params = count_parameters(masked)
-    dense_time = latency(variants["masked dense"], x, threads, min_run_time)
-    rows = []
-    for name, model in variants.items():
-        seconds = dense_time if name == "masked dense" else latency(model, x, threads, min_run_time)
-        rows.append({"variant": name, "params": params["total"] if name == "masked dense" else
-                     count_parameters(small)["total"] if name == "compact dense" else params["nonzero"],
-                     "MACs computed": f["dense"] if name == "masked dense" else
-                     flops(small, x[:1])["dense"] if name == "compact dense" else f["nonzero"],
-                     "latency ms": 1e3 * seconds, "speed-up": dense_time / seconds})
-    return rows
+    sizes = {"masked dense": (params["total"], counts["dense"]),
+             "compact dense": (count_parameters(small)["total"], flops(small, x[:1])["dense"]),
+             "sparse CSR": (params["nonzero"], counts["nonzero"])}
+    seconds = compare_latency(variants, x, threads, rounds=rounds)
+    return [{"variant": name, "params": sizes[name][0], "MACs computed": sizes[name][1],
+             "latency ms": 1e3 * seconds[name], "speed-up": seconds["masked dense"] / seconds[name]}
+            for name in variants]
 
 
 def html_table(rows: list[dict]) -> str:

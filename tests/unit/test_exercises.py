@@ -1,0 +1,247 @@
+"""Classroom exercises: every lesson's example answers pass and its listed wrong answers fail with a specific
+message; the framework's checks say what was expected, what was got and on which input."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from sparsity_lab import exercises
+from sparsity_lab.exercises import (
+    BLANK,
+    AllOf,
+    Case,
+    Exercise,
+    Function,
+    Holds,
+    Range,
+    Record,
+    Value,
+    compare,
+    for_lesson,
+    lesson_modules,
+)
+
+LESSONS = lesson_modules()
+EXERCISES = [(lesson, e.name) for lesson in LESSONS for e in for_lesson(lesson)]
+
+
+def _exercise(lesson: str, name: str) -> Exercise:
+    return getattr(for_lesson(lesson), name)
+
+
+# --- every lesson module: found automatically, checked the same way ---------------------------------------------
+
+def test_lesson_modules_are_discovered():
+    assert "00" in LESSONS
+    assert all(len(n) == 2 and n.isdigit() for n in LESSONS)
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_every_lesson_has_three_exercises_or_more(lesson):
+    ex = for_lesson(lesson)
+    assert len(ex) >= 3, f"lesson {lesson} has {len(ex)} exercises; the pattern is at least 3"
+    for e in ex:
+        assert e.prompt and e.hint_text and e.solution_text, f"lesson {lesson} {e.name}: prompt, hint and solution"
+
+
+@pytest.mark.parametrize(("lesson", "name"), EXERCISES)
+def test_example_answer_passes(lesson, name):
+    e = _exercise(lesson, name)
+    verdict = e.verdict(e.example)
+    assert verdict.ok, f"lesson {lesson} {name}: the example answer fails: {verdict.message}"
+
+
+@pytest.mark.parametrize(("lesson", "name"), EXERCISES)
+def test_listed_wrong_answers_fail_with_a_specific_message(lesson, name):
+    e = _exercise(lesson, name)
+    assert len(e.wrong_answers) >= 2, f"lesson {lesson} {name}: list at least two plausible wrong answers"
+    for wrong in e.wrong_answers:
+        verdict = e.verdict(wrong)
+        assert not verdict.ok, f"lesson {lesson} {name}: wrong answer {wrong!r} passes"
+        assert verdict.attempted, f"lesson {lesson} {name}: wrong answer {wrong!r} reads as not attempted"
+        assert any(word in verdict.message for word in ("expected", "raised", "lacks", "changed")), \
+            f"lesson {lesson} {name}: the message for {wrong!r} does not say what was expected: {verdict.message}"
+
+
+@pytest.mark.parametrize(("lesson", "name"), EXERCISES)
+def test_blank_and_stub_read_as_not_attempted(lesson, name, capsys):
+    e = _exercise(lesson, name)
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+
+    for blank in (BLANK, stub):
+        assert e.check(blank) is False
+        assert "not attempted yet" in capsys.readouterr().out
+        assert not e.verdict(blank).attempted
+
+
+# --- lesson 00, against independent computations ----------------------------------------------------------------
+
+def test_lesson00_q1_reference_matches_a_count_by_loops():
+    from sparsity_lab.exercises.lesson00 import W_Q1
+
+    rows, cols = W_Q1.shape
+    nonzero = sum(W_Q1[i, j] != 0 for i in range(rows) for j in range(cols))
+    live_rows = sum(any(W_Q1[i, j] != 0 for j in range(cols)) for i in range(rows))
+    live_cols = sum(any(W_Q1[i, j] != 0 for i in range(rows)) for j in range(cols))
+    assert for_lesson("00").q1.check((int(nonzero), live_rows * live_cols), quiet=True)
+
+
+def test_lesson00_q2_reference_on_hand_made_cases():
+    from sparsity_lab.exercises.lesson00 import _reference_neuron_mask
+
+    w = torch.tensor([[3.0, 4.0], [0.0, 1.0], [1.0, 1.0]])           # row norms 5, 1, 1.41; column norms 3.2, 4.2
+    assert _reference_neuron_mask(w, 1 / 3, 0).tolist() == [[True, True], [False, False], [True, True]]
+    assert _reference_neuron_mask(w, 0.5, 1).tolist() == [[False, True]] * 3
+    assert _reference_neuron_mask(w, 0.0, 0).all() and not _reference_neuron_mask(w, 1.0, 0).any()
+    with pytest.raises(ValueError, match="sparsity"):
+        _reference_neuron_mask(w, -0.1, 0)
+
+
+# --- the framework ----------------------------------------------------------------------------------------------
+
+def _double(x: torch.Tensor) -> torch.Tensor:
+    return 2 * x
+
+
+DOUBLE = Function(_double, [Case((torch.tensor([1.0, -2.0]),), "a small vector"), Case((torch.zeros(0),))])
+
+
+def test_function_check_names_the_input_and_the_difference():
+    problem = DOUBLE(lambda x: 2 * x + torch.tensor([0.0, 1.0]) if len(x) else x)
+    assert "on input a small vector" in problem and "index (1,)" in problem
+    assert "expected -4.0, got -3.0" in problem
+
+
+def test_function_check_reports_exceptions_shape_and_dtype():
+    assert "raised ZeroDivisionError" in DOUBLE(lambda x: 1 / 0)
+    assert "expected shape (2,), got shape (1, 2)" in DOUBLE(lambda x: (2 * x)[None])
+    assert "expected a function, got int 3" in DOUBLE(3)
+    masks = Function(lambda x: x > 0, [Case((torch.tensor([1.0, -1.0]),))])
+    assert "expected a bool tensor" in masks(lambda x: (x > 0).float())
+
+
+def test_function_check_rejects_in_place_changes():
+    def doubles_in_place(x):
+        x.mul_(2)
+        return x
+
+    assert "changed argument 1 in place" in DOUBLE(doubles_in_place)
+
+
+def test_function_check_requires_the_reference_error():
+    def strict(x: float) -> float:
+        if x < 0:
+            raise ValueError("x must be >= 0")
+        return x
+
+    def also_strict(x: float) -> float:
+        if x < 0:
+            raise ValueError("negative")
+        return abs(x)
+
+    def lenient_but_wrong_error(x: float) -> float:
+        if x < 0:
+            raise TypeError("negative")
+        return x
+
+    check = Function(strict, [Case((1.0,)), Case((-1.0,), "a negative x")])
+    assert check(also_strict) is None
+    assert "on input a negative x: expected a ValueError" in check(lambda x: x)
+    assert "raised TypeError: negative (expected a ValueError)" in check(lenient_but_wrong_error)
+
+
+def test_compare_numbers_sequences_dicts_and_strings():
+    assert compare(6, 6.0) is None and compare(0.1, 0.1 + 1e-12, atol=1e-9) is None
+    assert compare(6, np.int64(6)) is None and compare((6, 9), (np.int64(6), np.float32(9))) is None
+    assert compare(6, 7) == "expected 6, got 7"
+    assert "expected a number" in compare(6, "6")
+    assert "expected a number" in compare(1, True)
+    assert compare((6, 9), (6, 8)) == "item 1: expected 9, got 8"
+    assert "expected 2 items, got 3" in compare((1, 2), (1, 2, 3))
+    assert "keys" in compare({"a": 1}, {"b": 1})
+    assert compare("Neurons", " neurons ") is None
+    assert compare(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0 + 1e-7]), atol=1e-6) is None
+
+
+def test_value_range_record_and_known_mistakes():
+    value = Value(lambda: 6, mistakes={30: "That is the dense count."})
+    assert value(6) is None and value(lambda: 6) is None
+    assert value(30) == "expected 6, got 30. That is the dense count."
+    speed = Range(0.0, 1.3, "the speed-up", "a masked matmul does the same work")
+    assert speed(1.0) is None and speed(torch.tensor(1.1)) is None and speed(np.float64(1.2)) is None
+    assert speed(4.0) == "expected the speed-up between 0 and 1.3, got 4 (a masked matmul does the same work)"
+    assert "as a number" in speed(float("nan"))
+    assert Range(2.0)(1.0) == "expected the answer at least 2, got 1"
+    record = Record({"a": Range(0, 1), "b": Value(2)})
+    assert record({"a": 0.5, "b": 2}) is None
+    assert record({"a": 0.5}).startswith("the dict lacks the keys ['b']")
+    assert record({"a": 3, "b": 2}).startswith("'a': expected")
+
+
+def test_all_of_runs_an_experiment_once():
+    calls = []
+
+    def experiment():
+        calls.append(1)
+        return {"small": 1.0, "large": 3.0}
+
+    check = AllOf([Record({"small": Range(0), "large": Range(0)}),
+                   Holds(lambda a: a["large"] > a["small"], lambda a: f"expected large > small, got {a}")])
+    assert check(experiment) is None and len(calls) == 1
+    assert check({"small": 3.0, "large": 1.0}).startswith("expected large > small")
+
+
+def test_check_prints_and_returns_a_bool_and_never_raises(capsys):
+    e = Exercise("q1", "Double it.", DOUBLE, hint="Multiply by 2.", example=_double, wrong_answers=(abs, torch.neg))
+    assert e.check(_double) is True
+    assert capsys.readouterr().out.startswith("✓ q1")
+    assert e.check(lambda x: 1 / 0) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ q1:") and "ZeroDivisionError" in out and "ex.q1.hint()" in out
+    e.hint()
+    assert "Multiply by 2." in capsys.readouterr().out
+    e.solution()
+    assert "return 2 * x" in capsys.readouterr().out  # the example's source
+
+
+def test_a_malformed_answer_is_reported_not_raised():
+    e = Exercise("q1", "?", Holds(lambda a: a["large"] > 1, lambda a: "expected large > 1"), solution="...")
+    verdict = e.verdict([1, 2])
+    assert not verdict.ok and "could not be checked (TypeError" in verdict.message
+
+
+def test_exercise_needs_a_solution_and_unique_names():
+    with pytest.raises(ValueError, match="solution"):
+        Exercise("q1", "?", Value(1))
+    e = Exercise("q1", "?", Value(1), solution="1")
+    with pytest.raises(ValueError, match="unique"):
+        exercises.LessonExercises("99", [e, e])
+
+
+def test_for_lesson_accepts_numbers_and_names_what_exists():
+    assert for_lesson(0).lesson == for_lesson("00").lesson == "00"
+    with pytest.raises(ValueError, match="lessons with exercises"):
+        for_lesson("98")
+    with pytest.raises(AttributeError, match="has no exercise 'q99'"):
+        _ = for_lesson("00").q99
+
+
+def test_docstring_example_is_a_working_lesson_module(tmp_path, monkeypatch):
+    code = exercises.__doc__.split("A complete lesson module:")[1].split("In the notebook")[0]
+    (tmp_path / "doc_lesson.py").write_text(textwrap.dedent(code))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("doc_lesson")
+    try:
+        for e in module.EXERCISES:
+            assert e.verdict(e.example).ok, e.name
+            assert not any(e.verdict(w).ok for w in e.wrong_answers), e.name
+    finally:
+        sys.modules.pop("doc_lesson", None)
