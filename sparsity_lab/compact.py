@@ -15,6 +15,8 @@ Two rules make it exact for any mask:
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -231,7 +233,10 @@ class CSRMLP(nn.Module):
         super().__init__()
         with torch.no_grad():
             weights = effective_weights(model)
-            self.weights = [weights[f"layers.{k}.weight"].detach().to_sparse_csr() for k in range(len(model.layers))]
+            with warnings.catch_warnings():  # torch flags all sparse CSR support as beta; addmm is what we use
+                warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+                self.weights = [weights[f"layers.{k}.weight"].detach().to_sparse_csr()
+                                for k in range(len(model.layers))]
             self.biases = [layer.bias.detach().clone().unsqueeze(1) for layer in model.layers]
         self.input_index = model.input_index
 

@@ -55,7 +55,7 @@ class PruningExplorer:
         self.masked = copy.deepcopy(model)
         self.sparsity = W.FloatSlider(value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity",
                                       continuous_update=False, readout_format=".2f")
-        self.unit = W.ToggleButtons(options=list(UNITS), description="remove")
+        self.unit = W.ToggleButtons(options=list(UNITS), description="remove", style={"button_width": "auto"})
         self.status = W.HTML()
         self.table = W.HTML()
         self.figure = go.FigureWidget(receptive_fields(torch.ones(300, 784).numpy()))
