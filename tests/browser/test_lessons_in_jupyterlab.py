@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output" / "browser"
 
-LESSONS = ["00_why_structured_sparsity.ipynb"]
+LESSONS = sorted(p.name for p in (ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"   # the notebook in front
 PAGE_LOAD_MS = 60_000
 KERNEL_IDLE_MS = 60_000
