@@ -13,6 +13,7 @@ import torch
 from sparsity_lab.compact import assert_equivalent, compact
 from sparsity_lab.data import load_digits
 from sparsity_lab.methods import group_lasso as gl
+from sparsity_lab.methods import slimming as slim
 from sparsity_lab.models import MLP, LeNet5, build
 from sparsity_lab.train import evaluate, fit
 
@@ -209,7 +210,7 @@ def test_other_bad_arguments():
     with pytest.raises(ValueError, match="stages"):
         gl.sgd_stages(tiny_mlp(), (torch.zeros(4, 64), torch.zeros(4, dtype=torch.long)), ((0, 0.1),))
     with pytest.raises(ValueError, match="fraction"):
-        gl.slimming_keep(gl.LeNet5BN(4, 4, 8, image_size=16), 1.0)
+        slim.slimming_keep(slim.LeNet5BN(4, 4, 8, image_size=16), 1.0)
     with pytest.raises(ValueError, match="t must be"):
         gl.group_soft_threshold(torch.ones(1, 2), -1.0)
 
@@ -284,7 +285,7 @@ def test_subgradient_descent_gives_no_exact_zeros_and_the_prox_does(digits):
 # ------------------------------------------------------------------------------------------- network slimming
 def _random_bn_lenet(seed=0):
     torch.manual_seed(seed)
-    model = gl.LeNet5BN(6, 8, 16, image_size=16)
+    model = slim.LeNet5BN(6, 8, 16, image_size=16)
     for bn in (model.bn1, model.bn2):
         bn.weight.data.uniform_(0.2, 1.5)
         bn.bias.data.uniform_(-0.5, 0.5)
@@ -297,7 +298,7 @@ def test_fold_batchnorm_computes_the_same_function():
     with torch.random.fork_rng():
         model = _random_bn_lenet()
     x = torch.rand(10, 1, 16, 16, generator=torch.Generator().manual_seed(2))
-    folded, masks = gl.fold_batchnorm(model)
+    folded, masks = slim.fold_batchnorm(model)
     assert isinstance(folded, LeNet5) and all(m.all() for m in masks.values())
     assert_equivalent(model, folded, x)
 
@@ -305,12 +306,12 @@ def test_fold_batchnorm_computes_the_same_function():
 def test_slimming_cuts_the_smallest_gammas_globally_and_compacts_exactly():
     with torch.random.fork_rng():
         model = _random_bn_lenet(1)
-    keep = gl.slimming_keep(model, 0.5)
+    keep = slim.slimming_keep(model, 0.5)
     gammas = torch.cat([model.bn1.weight.abs(), model.bn2.weight.abs()]).detach()
     assert int(sum(k.sum() for k in keep.values())) == 7  # half of 14 channels
     kept = torch.cat([keep["bn1"], keep["bn2"]])
     assert gammas[kept].min() > gammas[~kept].max()
-    folded, masks = gl.fold_batchnorm(model, keep)
+    folded, masks = slim.fold_batchnorm(model, keep)
     cut = copy.deepcopy(model)
     with torch.no_grad():
         cut.bn1.weight[~keep["bn1"]] = 0
@@ -327,7 +328,7 @@ def test_slimming_never_cuts_a_whole_layer():
         model = _random_bn_lenet(2)
     with torch.no_grad():
         model.bn1.weight.mul_(1e-3)  # every γ of layer 1 below every γ of layer 2
-    keep = gl.slimming_keep(model, 0.6)
+    keep = slim.slimming_keep(model, 0.6)
     assert keep["bn1"].sum() == 1 and keep["bn1"][model.bn1.weight.abs().argmax()]
 
 
