@@ -1,0 +1,184 @@
+"""Optimal Brain Surgeon (Hassibi & Stork 1993): remove the weight whose loss increase is least, and move the
+others to make up for it.
+
+Near a minimum θ* the loss is L(θ* + δθ) ≈ L(θ*) + ½·δθᵀ·H·δθ. Removing weight q means δθ_q = −θ_q. The best
+move of all the other weights under that constraint (a Lagrange multiplier for e_qᵀ·δθ + θ_q = 0), and the
+loss increase it leaves:
+
+    δθ = −(θ_q / [H⁻¹]_qq)·H⁻¹·e_q            L_q = θ_q² / (2·[H⁻¹]_qq)
+
+For a block Q of weights at once: δθ = −H⁻¹_{:,Q}·([H⁻¹]_QQ)⁻¹·θ_Q and L_Q = ½·θ_Qᵀ·([H⁻¹]_QQ)⁻¹·θ_Q. On an
+exactly quadratic loss the prediction is exact. Once θ_Q is gone, the inverse Hessian of the weights K that
+remain is [H⁻¹]_KK − [H⁻¹]_KQ·([H⁻¹]_QQ)⁻¹·[H⁻¹]_QK, so pruning can go on, one weight or one block at a time,
+without inverting anything again.
+
+Curvature is per layer or per neuron (a block-diagonal H): a layer's inverse is n×n, a whole network's would
+not fit (see hessian.check_fits). `obs_path` prunes several layers together, always taking the globally least
+salient weights. `kron_obs_columns` removes whole units with K-FAC's Kronecker-factored Hessian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..masks import check_sparsity
+
+
+def _check(theta: torch.Tensor, h_inv: torch.Tensor) -> None:
+    if theta.dim() != 1 or h_inv.shape != (len(theta), len(theta)):
+        raise ValueError(f"theta must be (n,) and h_inv (n, n); got {tuple(theta.shape)} and "
+                         f"{tuple(h_inv.shape)}")
+
+
+def obs_saliency(theta: torch.Tensor, h_inv: torch.Tensor) -> torch.Tensor:
+    """L_q = θ_q² / (2·[H⁻¹]_qq) for every weight (n,): the loss increase of removing q after OBS's update."""
+    _check(theta, h_inv)
+    return theta.pow(2) / (2 * h_inv.diagonal())
+
+
+def obs_update(theta: torch.Tensor, h_inv: torch.Tensor, q) -> tuple[torch.Tensor, float]:
+    """Remove weight q (an int) or block q (a list / LongTensor of indices) with OBS's compensating update.
+
+    Returns (new θ (n,), predicted loss increase). The removed entries of the new θ are exactly 0."""
+    _check(theta, h_inv)
+    q = torch.as_tensor(q, dtype=torch.long).reshape(-1)
+    if len(q) == 0 or q.min() < 0 or q.max() >= len(theta) or len(q.unique()) != len(q):
+        raise ValueError(f"q must hold distinct indices in [0, {len(theta)}), got {q.tolist()}")
+    solve = torch.linalg.solve(h_inv[q][:, q], theta[q])  # ([H⁻¹]_QQ)⁻¹·θ_Q; for one weight θ_q/[H⁻¹]_qq
+    new = theta - h_inv[:, q] @ solve
+    new[q] = 0.0  # exact zeros, not round-off
+    return new, 0.5 * float(theta[q] @ solve)
+
+
+def pin_to_zero_(h_inv: torch.Tensor, q) -> torch.Tensor:
+    """In place: the inverse Hessian once block q is removed (pinned at zero). Rows and columns q become 0 and
+    the rest becomes the inverse Hessian of the weights K that remain, without inverting anything:
+    (H_KK)⁻¹ = [H⁻¹]_KK − [H⁻¹]_KQ·([H⁻¹]_QQ)⁻¹·[H⁻¹]_QK. Returns h_inv."""
+    q = torch.as_tensor(q, dtype=torch.long).reshape(-1)
+    cols = h_inv[:, q]
+    h_inv.addmm_(cols, torch.linalg.solve(h_inv[q][:, q], cols.t()), alpha=-1)
+    h_inv[q] = 0.0
+    h_inv[:, q] = 0.0
+    return h_inv
+
+
+@dataclass
+class PruningPath:
+    """Weights after pruning to each of `sparsities` (ascending fractions of all the weights pruned over).
+
+    states[k]: name → weight tensor (zeros where removed, OBS's moves included); predicted[k]: the summed
+    predicted loss increase of the weights removed so far (NaN for criteria that predict none)."""
+
+    sparsities: list[float]
+    states: list[dict[str, torch.Tensor]]
+    predicted: list[float]
+
+
+class _Block:
+    """One diagonal block of a block-diagonal inverse Hessian: weights of one layer and their OBS state."""
+
+    def __init__(self, name: str, row: int | None, rows: int, theta: torch.Tensor, h_inv: torch.Tensor):
+        _check(theta, h_inv)
+        self.name, self.row, self.rows = name, row, rows
+        self.theta, self.h_inv = theta.to(h_inv.dtype).clone(), h_inv.clone()
+        self.alive = torch.arange(len(theta))                       # original positions of the rows of h_inv
+        self.gone = torch.zeros(len(theta), dtype=torch.bool)       # removed (pinned), not yet cut out
+        self.scores = obs_saliency(self.theta, self.h_inv)
+
+    def remove(self, q: torch.Tensor) -> float:
+        self.theta, increase = obs_update(self.theta, self.h_inv, q)
+        pin_to_zero_(self.h_inv, q)
+        self.gone[q] = True
+        if self.gone.sum() > len(self.gone) // 4:  # cut the pinned rows out: every later step works on less
+            keep = ~self.gone
+            self.theta, self.alive, self.gone = self.theta[keep], self.alive[keep], self.gone[keep]
+            self.h_inv = self.h_inv[keep][:, keep]
+        self.scores = torch.where(self.gone, torch.inf, obs_saliency(self.theta, self.h_inv))
+        return increase
+
+
+def obs_path(weights: dict[str, torch.Tensor], inverses: dict[str, torch.Tensor], sparsities,
+             block: int = 1) -> PruningPath:
+    """Prune several layers by OBS to each sparsity in `sparsities` (ascending), one block at a time.
+
+    weights: name → weight tensor. inverses: name → the inverse (damped) Hessian of that layer, either whole,
+    (n, n) over the weight flattened row-major, or block-diagonal, (rows, m, m): one block per row of the
+    weight viewed as (rows, m). Each step takes the `block` weights of least saliency over everything
+    (saliencies are loss increases, so they compare across layers), removes those of each diagonal block
+    together (the block formula) and updates that block's inverse. `block` = 1 is Hassibi & Stork's
+    one-at-a-time procedure; larger blocks are faster (matrix-matrix work) and choose by single-weight
+    saliencies."""
+    sparsities = [check_sparsity(s, "sparsities") for s in sparsities]
+    if sparsities != sorted(sparsities):
+        raise ValueError(f"sparsities must be ascending, got {sparsities}")
+    if block < 1:
+        raise ValueError(f"block must be a positive integer, got {block}")
+    if set(weights) != set(inverses):
+        raise ValueError(f"weights and inverses must name the same layers, got {list(weights)} and "
+                         f"{list(inverses)}")
+    blocks = []
+    for name, w in weights.items():
+        inv = inverses[name]
+        if inv.dim() == 2:
+            blocks.append(_Block(name, None, 1, w.detach().reshape(-1), inv))
+        else:
+            rows = w.detach().reshape(inv.shape[0], -1)
+            blocks += [_Block(name, r, len(inv), rows[r], inv[r]) for r in range(len(inv))]
+    total, removed, loss = sum(w.numel() for w in weights.values()), 0, 0.0
+    path = PruningPath([], [], [])
+    for sparsity in sparsities:
+        target = round(sparsity * total)
+        while removed < target:
+            ends = torch.tensor([len(b.scores) for b in blocks]).cumsum(0)
+            order = torch.argsort(torch.cat([b.scores for b in blocks]), stable=True)
+            chosen = order[:min(block, target - removed)]
+            owner = torch.bucketize(chosen, ends, right=True)
+            for k in owner.unique().tolist():
+                q = chosen[owner == k] - (ends[k - 1] if k else 0)
+                loss += blocks[k].remove(q)
+            removed += len(chosen)
+        path.sparsities.append(sparsity)
+        path.states.append(_assemble(blocks, weights))
+        path.predicted.append(loss)
+    return path
+
+
+def _assemble(blocks: list[_Block], weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each layer's weights as the blocks now hold them (zeros where removed)."""
+    out = {n: torch.zeros_like(w.detach()) for n, w in weights.items()}
+    for b in blocks:
+        flat = out[b.name].view(-1) if b.row is None else out[b.name].view(b.rows, -1)[b.row]
+        flat[b.alive] = b.theta.to(flat.dtype)
+    return out
+
+
+def kron_obs_columns(w: torch.Tensor, s: torch.Tensor, a_inv: torch.Tensor, n_remove: int,
+                     protected: list[int] = ()) -> tuple[torch.Tensor, list[int], float]:
+    """Kron-OBS (Wang et al. 2019): remove `n_remove` whole input units of a Linear layer, one at a time,
+    moving the rest of the layer to make up for each.
+
+    w: (out, in) weights (columns = input units; append the bias as a column and use homogeneous A to let the
+    bias compensate too); s: (out, out) and a_inv: (in, in) = (A + damping·I)⁻¹, from the K-FAC factors of the
+    layer's Hessian S ⊗ A. Removing column j costs ½·c_jᵀ·S·c_j / [A⁻¹]_jj and moves W by
+    −c_j·(A⁻¹e_j)ᵀ / [A⁻¹]_jj: OBS with a Kronecker-factored Hessian, where S drops out of the move. Columns
+    in `protected` (the bias) are never removed. Returns (new w, its removed columns exactly 0; the removed
+    indices in order; the summed cost)."""
+    w, a_inv = w.clone(), a_inv.clone()
+    candidates = torch.ones(w.shape[1], dtype=torch.bool)
+    candidates[list(protected)] = False
+    if not 0 <= n_remove <= int(candidates.sum()):
+        raise ValueError(f"n_remove must be between 0 and {int(candidates.sum())} (the removable columns), "
+                         f"got {n_remove}")
+    removed, total = [], 0.0
+    for _ in range(n_remove):
+        cost = 0.5 * torch.einsum("oj,op,pj->j", w, s, w) / a_inv.diagonal()
+        j = int(torch.where(candidates, cost, torch.inf).argmin())
+        w -= torch.outer(w[:, j], a_inv[j]) / a_inv[j, j]
+        w[:, j] = 0.0
+        pin_to_zero_(a_inv, j)
+        candidates[j] = False
+        removed.append(j)
+        total += float(cost[j])
+    return w, removed, total
