@@ -34,13 +34,6 @@ DENSITIES = (0.0, 0.1, 0.4, 0.8, 1.0)
 seeds = st.integers(0, 2**31 - 1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: on a busy 2-core machine one intra-op thread is ~100× faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -25,15 +25,6 @@ CHAINS, BATCH = 2000, 20
 Z = 4.5  # |estimate − truth| ≤ Z standard errors: a false alarm on one of 5 numbers has odds ≈ 3e-5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many tiny ops: a second thread only adds contention on a shared CPU (120 s instead of 3 s per test)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def regression():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(N, DIM, generator=g, dtype=torch.float64)

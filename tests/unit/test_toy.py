@@ -9,15 +9,6 @@ import torch
 from sparsity_lab import toy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many small ops: a second thread only adds contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     return toy.make_data()

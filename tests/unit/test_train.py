@@ -14,15 +14,6 @@ from sparsity_lab.models import build
 from sparsity_lab.train import DivergenceError, TrainState, evaluate, fit, predict_proba
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: on a busy 2-core machine one intra-op thread is ~100× faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def blobs(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Two Gaussian blobs in 5-D, labelled by their centre: linearly separable with high probability."""
     g = torch.Generator().manual_seed(seed)
