@@ -106,10 +106,10 @@ def _record(model_name, variant, batch, threads, flop_ratio, dense_s, variant_s,
 
 
 def _measure(cases, x, model_name, batch, threads, min_run_time):
-    """Latency of the dense model (cases[0]) and of each variant on its input, timed in alternation over three
+    """Latency of the dense model (cases[0]) and of each variant on its input, timed in alternation over five
     rounds (fastest round of each kept, see `cost.compare_latency`), as records of speed-up over the dense one."""
     models = {name: m for name, m, _, _ in cases}
-    seconds = compare_latency(models, dict(zip(models, x, strict=True)), threads, rounds=3,
+    seconds = compare_latency(models, dict(zip(models, x, strict=True)), threads, rounds=5,
                               min_run_time=min_run_time)
     dense_name, _, dense_flops, _ = cases[0]
     return [_record(model_name, name, batch, threads, dense_flops / flop, seconds[dense_name], seconds[name], **extra)
@@ -176,7 +176,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", choices=["compaction"], help="which benchmark to run")
     parser.add_argument("--json", metavar="FILE", help="also write the records as a JSON list ('-' for stdout)")
     parser.add_argument("--min-run-time", type=float, default=0.1,
-                        help="seconds per timing; each is repeated in 3 alternating rounds (default 0.1)")
+                        help="seconds per timing; each is repeated in 5 alternating rounds (default 0.1)")
     parser.add_argument("--quick", action="store_true", help="small LSTM vocabulary and sequence: a smoke test")
 
 
