@@ -26,9 +26,8 @@ def prox_2d(point: np.ndarray, path_lasso: np.ndarray, path_group: np.ndarray, t
 
     point (2,): the weights before the step; path_* (k, 2): the proximal point as t grows from 0 (the last row
     is the point at this t). The dotted curve is the penalty's ball of radius t around the origin."""
-    fig = make_subplots(1, 2, subplot_titles=("lasso: t·(|w₁|+|w₂|) → lands on an axis",
-                                              "group lasso: t·‖(w₁,w₂)‖ → the whole group at once"),
-                        horizontal_spacing=0.08)
+    fig = make_subplots(1, 2, subplot_titles=("lasso: lands on an axis", "group lasso: the whole group at once"),
+                        horizontal_spacing=0.12)
     lim = 1.15 * max(1e-9, float(np.abs(point).max()))
     for col, (kind, path, colour) in enumerate((("lasso", path_lasso, LASSO_COLOUR),
                                                  ("group", path_group, GROUP_COLOUR)), start=1):

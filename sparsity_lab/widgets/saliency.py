@@ -60,7 +60,8 @@ class QuadraticBowlExplorer:
             f"<td>{loss(zeroed[q]):.3f}</td><td>{float(obs[q]):.3f}</td><td>{loss(moved[q]):.3f}</td></tr>"
             for q in (0, 1))
         self.table.value = (
-            "<table><tr><th>weight</th><th>value</th><th>OBD saliency ½H_qqθ_q²</th><th>true ΔL, zeroed</th>"
+            "<table style='border-spacing: 14px 2px; text-align: right'><tr><th>weight</th><th>value</th>"
+            "<th>OBD saliency ½H_qqθ_q²</th><th>true ΔL, zeroed</th>"
             "<th>OBS saliency θ_q²/2[H⁻¹]_qq</th><th>true ΔL after OBS move</th></tr>" + rows + "</table>")
         return quadratic_bowl(h.numpy(), theta.numpy(), zeroed.numpy(), moved.numpy(), self.removed)
 
