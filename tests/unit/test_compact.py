@@ -176,13 +176,18 @@ def expected_lm_sizes(model: LSTMLanguageModel, masks) -> list[int]:
     return [max(1, int(reach[s:s + w].sum())) for s, w in zip(start[:-1], widths[:-1], strict=True)]
 
 
-# ------------------------------------------------------------------------------------------ MLP
-def make_mlp(sizes, g):
+def seeded(build, g):
+    """build() with weights drawn from a seed taken from g, and nonzero random biases."""
     with torch.random.fork_rng():
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
-        model = MLP(sizes)
+        model = build()
     randomise_biases(model, g)
     return model
+
+
+# ------------------------------------------------------------------------------------------ MLP
+def make_mlp(sizes, g):
+    return seeded(lambda: MLP(sizes), g)
 
 
 def mlp_masks(model: MLP, kind: str, g: torch.Generator) -> dict:
@@ -292,11 +297,7 @@ def test_csr_mlp_matches_the_masked_model(sizes, kind, seed):
 
 # ------------------------------------------------------------------------------------------ LeNet5
 def make_lenet5(g, conv1, conv2, fc1, classes, channels, size):
-    with torch.random.fork_rng():
-        torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
-        model = LeNet5(conv1, conv2, fc1, classes, channels, size)
-    randomise_biases(model, g)
-    return model
+    return seeded(lambda: LeNet5(conv1, conv2, fc1, classes, channels, size), g)
 
 
 def lenet5_masks(model: LeNet5, kind: str, g: torch.Generator) -> dict:
@@ -362,11 +363,7 @@ def test_lenet5_constant_maps_fold_through_conv_and_flatten():
 
 # ------------------------------------------------------------------------------------------ LSTM
 def make_lm(g, vocab, embedding, hidden):
-    with torch.random.fork_rng():
-        torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))
-        model = LSTMLanguageModel(vocab, embedding, tuple(hidden))
-    randomise_biases(model, g)
-    return model
+    return seeded(lambda: LSTMLanguageModel(vocab, embedding, tuple(hidden)), g)
 
 
 def lm_masks(model: LSTMLanguageModel, kind: str, g: torch.Generator) -> dict:
