@@ -12,7 +12,8 @@ function of the named weights (the other parameters held fixed):
     empirical_fisher_matrix (1/N)·Σ_i g_i·g_iᵀ with the true labels (Hassibi & Stork's outer-product Hessian)
     inverse_by_recursion    Hassibi & Stork (1993): (αI + (1/P)·Σ X·Xᵀ)⁻¹, one rank-one update at a time
     kfac_factors            K-FAC (Martens & Grosse 2015): a Linear layer's G ≈ S ⊗ A, A = E[a·aᵀ] over its
-                            inputs, S = E[Σ_c p_c·δ_c·δ_cᵀ] over the gradients at its outputs
+                            inputs, S = E[Σ_c p_c·δ_c·δ_cᵀ] over the gradients at its outputs; a Conv2d's
+                            the same over its input patches and output positions (KFC, Grosse & Martens 2016)
 
 Why Gauss–Newton: ∇²L̄ = Jᵀ·∇²_z ℓ·J + Σ_c (∂ℓ/∂z_c)·∇²_θ z_c, with z the logits. When z is linear in θ (a
 linear-softmax model, or one layer of a ReLU network, where z is piecewise linear in that layer's weights) the
@@ -118,15 +119,15 @@ def per_example_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return vmap(grad(one), in_dims=(None, 0, 0))({n: fixed[n] for n in names}, x, y)
 
 
-def _recorded_forward(model: nn.Module, linears: dict[str, nn.Module], x: torch.Tensor):
-    """model(x), with each Linear's input (detached) and output (still in the graph), by forward hooks."""
-    names = {id(m): n for n, m in linears.items()}
+def _recorded_forward(model: nn.Module, layers: dict[str, nn.Module], x: torch.Tensor):
+    """model(x), with each layer's input (detached) and output (still in the graph), by forward hooks."""
+    names = {id(m): n for n, m in layers.items()}
     inputs, outputs = {}, {}
 
     def hook(module, args, out):
         inputs[names[id(module)]], outputs[names[id(module)]] = args[0].detach(), out
 
-    handles = [m.register_forward_hook(hook) for m in linears.values()]
+    handles = [m.register_forward_hook(hook) for m in layers.values()]
     try:
         return model(x), inputs, outputs
     finally:
@@ -134,33 +135,57 @@ def _recorded_forward(model: nn.Module, linears: dict[str, nn.Module], x: torch.
             h.remove()
 
 
-def linear_statistics(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, chunk: int = 1024):
-    """Yield, per chunk of examples, {Linear weight name: (a (m, in), d (m, K, out))} from which that layer's
-    curvature follows in closed form: its per-example gradient for label k is d_k·aᵀ (an outer product), so
+def conv_patches(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The input patches a Conv2d multiplies by its weight: x (m, C, H, W) → (m, T, C·kh·kw), one row per output
+    position t (T = out_h·out_w), flattened like the weight viewed as (out, C·kh·kw), so output t = W·a_t + b."""
+    if conv.groups != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise ValueError(f"conv_patches needs groups=1, padding_mode='zeros' and numeric padding; got "
+                         f"groups={conv.groups}, padding_mode={conv.padding_mode!r}, padding={conv.padding!r}")
+    return F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride).transpose(1, 2)
 
+
+def layer_statistics(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, chunk: int = 1024,
+                     names: list[str] | None = None, types: tuple[type, ...] = (nn.Linear, nn.Conv2d)):
+    """Yield, per chunk of examples, {weight name: (a, d)} for each layer of `types` (the `names` ones, default
+    all), from which that layer's curvature follows in closed form. y None: K = C classes, d_k = √p_k·δ_k (the
+    Gauss–Newton, exact over the model's predictive); y given: K = 1, d = δ_y (the empirical Fisher).
+    δ_k = ∂ℓ(x, k)/∂z, z the layer's outputs.
+
+    nn.Linear: a (m, in) its inputs, d (m, K, out); the per-example gradient for label k is d_k·aᵀ, so
         G = (1/N)·Σ_i Σ_k (d_ik·d_ikᵀ) ⊗ (a_i·a_iᵀ)     (row-major flattening of W)
-
-    a: the layer's inputs. y None: K = C classes, d_k = √p_k·δ_k (the Gauss–Newton, exact over the model's
-    predictive); y given: K = 1, d = δ_y (the empirical Fisher). δ_k = ∂ℓ(x, k)/∂z, z the layer's outputs."""
+    nn.Conv2d: a (m, T, in·kh·kw) the input patches at its T output positions (`conv_patches`), d (m, K, T, out)
+    the gradients at those positions; the weight is shared over positions, so the gradient is Σ_t d_kt·a_tᵀ."""
     _weights(model, None)
     _check_data(x, y)
-    linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-    if not linears:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear layer")
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, types)
+              and (names is None or (f"{n}.weight" if n else "weight") in names)}
+    if not layers:
+        kinds = " or ".join(f"nn.{t.__name__}" for t in types)
+        raise ValueError(f"model ({type(model).__name__}) has no {kinds} layer"
+                         + (f" among names={names}" if names is not None else ""))
     for start in range(0, len(x), chunk):
-        logits, inputs, outputs = _recorded_forward(model, linears, x[start:start + chunk])
+        logits, inputs, outputs = _recorded_forward(model, layers, x[start:start + chunk])
         probs = F.softmax(logits.detach(), dim=1)
         labels = [y[start:start + chunk]] if y is not None else \
             [torch.full((len(logits),), c) for c in range(probs.shape[1])]
         scale = [torch.ones(len(logits))] if y is not None else probs.t().sqrt()
-        ds = {n: [] for n in linears}
+        ds = {n: [] for n in layers}
         for label, s in zip(labels, scale, strict=True):
             # a sum over examples, so each example's δ is the gradient of its own loss (not divided by N)
             loss = F.cross_entropy(logits, label, reduction="sum")
             deltas = torch.autograd.grad(loss, list(outputs.values()), retain_graph=True)
             for n, delta in zip(outputs, deltas, strict=True):
-                ds[n].append(delta * s.unsqueeze(1))
-        yield {f"{n}.weight" if n else "weight": (inputs[n], torch.stack(ds[n], 1)) for n in linears}
+                if delta.dim() == 4:  # (m, out, h, w) → (m, T, out), positions in unfold's order
+                    delta = delta.flatten(2).transpose(1, 2)
+                ds[n].append(delta * s.view(-1, *[1] * (delta.dim() - 1)))
+        yield {f"{n}.weight" if n else "weight":
+               (conv_patches(m, inputs[n]) if isinstance(m, nn.Conv2d) else inputs[n], torch.stack(ds[n], 1))
+               for n, m in layers.items()}
+
+
+def linear_statistics(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, chunk: int = 1024):
+    """`layer_statistics` of the nn.Linear layers only: {weight name: (a (m, in), d (m, K, out))} per chunk."""
+    return layer_statistics(model, x, y, chunk, types=(nn.Linear,))
 
 
 def _is_linear(model: nn.Module, name: str) -> bool:
@@ -314,19 +339,38 @@ def hessian_diagonal(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: 
     return out
 
 
-def kfac_factors(model: nn.Module, x: torch.Tensor,
-                 bias: bool = False) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """K-FAC factors (Martens & Grosse 2015) of every nn.Linear: weight name → (A (in, in), S (out, out)),
-    the layer's Gauss–Newton block (1/N)·Σ_i M_i ⊗ a_i·a_iᵀ approximated by S ⊗ A, the product of averages:
-    A = (1/N)·Σ_i a_i·a_iᵀ of its inputs and S = (1/N)·Σ_i M_i, M_i = Σ_c p_ic·δ_ic·δ_icᵀ (see
-    `linear_statistics`). With one example the product is exact. bias: A is over [a; 1] (in + 1, in + 1), the
-    homogeneous coordinate that makes [W b] one matrix."""
+def kfac_factors(model: nn.Module, x: torch.Tensor, bias: bool = False, y: torch.Tensor | None = None,
+                 names: list[str] | None = None,
+                 chunk: int = 128) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """K-FAC factors of every nn.Linear and nn.Conv2d (or the `names` weights): weight name → (A, S), the layer's
+    Gauss–Newton block (y None; the empirical Fisher at labels y) approximated by S ⊗ A, with W flattened
+    row-major (a conv's W viewed as (out, in·kh·kw)). See `layer_statistics` for a and d.
+
+    Linear (Martens & Grosse 2015): the block (1/N)·Σ_i M_i ⊗ a_i·a_iᵀ, M_i = Σ_k d_ik·d_ikᵀ, becomes the product
+    of averages A = (1/N)·Σ_i a_i·a_iᵀ (in, in) and S = (1/N)·Σ_i M_i (out, out). With one example it is exact.
+
+    Conv2d (KFC, Grosse & Martens 2016): the gradient Σ_t d_t·a_tᵀ sums over the T output positions, so the
+    block is (1/N)·Σ_i Σ_t Σ_t' (d_it·d_it'ᵀ) ⊗ (a_it·a_it'ᵀ). Dropping the t ≠ t' terms (derivatives
+    uncorrelated across positions), and taking patches and derivatives as independent with the same statistics
+    at every position, leaves T·E[d·dᵀ] ⊗ E[a·aᵀ]. The factor T goes in once: A *sums* over positions and S
+    *averages* over them,
+        A = (1/N)·Σ_i Σ_t a_it·a_itᵀ   (in·kh·kw, same),     S = (1/(N·T))·Σ_i Σ_t M_it   (out, out),
+    M_it = Σ_k d_ikt·d_iktᵀ. So a bias (below) has A_bias,bias = T, its gradient being the sum of T position
+    gradients. With T = 1 this is the Linear case; it is exact for one example when T = 1, or when all T patches
+    are equal and only one position's output reaches the loss.
+
+    bias: A is over [a; 1] (one more row and column) for layers that have a bias, the homogeneous coordinate
+    that makes [W b] one matrix. chunk: examples per pass; a conv's d holds chunk·C·T·out numbers (C classes),
+    about 60 MB for LeNet5's conv1 at the default."""
     factors: dict[str, list] = {}
-    for stats in linear_statistics(model, x):
+    for stats in layer_statistics(model, x, y, chunk, names):
         for n, (a, d) in stats.items():
-            if bias:
-                a = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype)], 1)
+            if a.dim() == 2:  # a Linear layer: one "position"
+                a, d = a.unsqueeze(1), d.unsqueeze(2)
+            positions = a.shape[1]
+            if bias and model.get_submodule(n.rpartition(".")[0]).bias is not None:
+                a = torch.cat([a, torch.ones(*a.shape[:2], 1, dtype=a.dtype)], 2)
             f = factors.setdefault(n, [0.0, 0.0])
-            f[0] = f[0] + a.t() @ a / len(x)
-            f[1] = f[1] + torch.einsum("iko,ikp->op", d, d) / len(x)
+            f[0] = f[0] + torch.einsum("ita,itb->ab", a, a) / len(x)
+            f[1] = f[1] + torch.einsum("ikto,iktp->op", d, d) / (len(x) * positions)
     return {n: (a, s) for n, (a, s) in factors.items()}

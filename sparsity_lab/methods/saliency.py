@@ -7,10 +7,13 @@ weight by the loss increase its removal causes, from a Taylor expansion at a min
     OBD       ½·H_qq·θ_q²                  the diagonal of H only (LeCun et al. 1990)
     OBS       θ_q² / (2·[H⁻¹]_qq)          the other weights move to compensate (Hassibi & Stork 1993; obs.py)
     Kron-OBD  ½·A_jj·c_jᵀ·S·c_j            a whole unit, from K-FAC factors H ≈ S ⊗ A (Wang et al. 2019)
+              ½·S_jj·w_jᵀ·A·w_j            a whole conv filter w_j (row j of W viewed as (out, in·kh·kw))
     Kron-OBS  ½·c_jᵀ·S·c_j / [A⁻¹]_jj      a whole unit, and the next layer moves to compensate
 
 All remove the lowest-scored fraction, per layer or with one global threshold; the curvature comes from
-hessian.py. Pruning to several sparsities at once gives a PruningPath, whose states load with `pruned_copy`.
+hessian.py. Whole conv filters go by Kron-OBD or by their L1 norm (Li et al. 2017); on a LeNet5 the masks also
+cover what reads each filter's map, so `compact` removes the maps. Pruning to several sparsities at once
+gives a PruningPath, whose states load with `pruned_copy`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import torch
 from torch import nn
 
 from ..masks import apply_masks, baked, check_sparsity, combine, effective_weights
-from ..structure import Groups, layer_groups, mlp_unit_groups
+from ..models import LeNet5
+from ..structure import Groups, layer_groups, lenet5_channel_groups, mlp_unit_groups
 from .hessian import (
     BUDGET_GB,
     check_fits,
@@ -225,6 +229,79 @@ def filter_l1_scores(model: nn.Module) -> list[tuple[Groups, torch.Tensor]]:
     weights = effective_weights(model)
     return [(g, weights[name].detach().reshape(-1)[idx].abs().sum(1)) for g in layer_groups(model, "filters")
             for name, _, idx in g.parts]
+
+
+def conv_weight_names(model: nn.Module, layers: list[str] | None = None) -> list[str]:
+    """The weight names of the model's nn.Conv2d layers (all, or those in `layers`, checked)."""
+    convs = [f"{n}.weight" if n else "weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"model must have an nn.Conv2d layer to remove filters from; {type(model).__name__} "
+                         "has none")
+    unknown = sorted(set(layers or ()) - set(convs))
+    if unknown or layers == []:
+        raise ValueError(f"layers must name conv weights of the model; unknown {unknown}, the conv weights are "
+                         f"{convs}")
+    return convs if layers is None else [n for n in convs if n in layers]
+
+
+def kron_obd_filter_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None,
+                           layers: list[str] | None = None, curvature: str = "gauss-newton",
+                           bias: bool = True) -> dict[str, torch.Tensor]:
+    """Kron-OBD (Wang et al. 2019, sec. 3) saliency of each whole conv filter: conv weight name → (filters,).
+
+    Removing filter j moves row j of the layer's W (out, in·kh·kw), and with `bias` its bias: δθ = −w_j
+    (w_j = [W_j b_j]). Under the K-FAC/KFC model of the layer's curvature, H ≈ S ⊗ A (hessian.kfac_factors,
+    where A sums over output positions and S averages over them, so their product counts every position once),
+    only block (j, j) = S_jj·A meets δθ, and ΔL ≈ ½·δθᵀ·(S ⊗ A)·δθ = ½·S_jj·w_jᵀ·A·w_j. Like OBD, each filter
+    is scored alone and nothing moves to make up for it.
+
+    bias True: the filter's map becomes 0, which is what removing the map does (a LeNet5's channel masks zero
+    everything that reads it); False: the kernel alone, leaving the map at the constant relu(b_j) (what a
+    weights-only filter mask does). x (N, C, H, W) the examples; curvature "gauss-newton" (labels not needed)
+    or "fisher" (the empirical Fisher at the labels `y`); layers: conv weight names (default all)."""
+    if curvature not in ("gauss-newton", "fisher"):
+        raise ValueError(f"curvature must be 'gauss-newton' or 'fisher', got {curvature!r}")
+    if curvature == "fisher" and y is None:
+        raise ValueError("curvature 'fisher' (the empirical Fisher) needs the labels y")
+    names = conv_weight_names(model, layers)
+    factors = kfac_factors(model, x, bias, y if curvature == "fisher" else None, names)
+    scores = {}
+    for name in names:
+        a, s = factors[name]
+        w = model.get_parameter(name).detach().flatten(1)
+        layer_bias = model.get_submodule(name.rpartition(".")[0]).bias
+        if bias and layer_bias is not None:
+            w = torch.cat([w, layer_bias.detach().unsqueeze(1)], 1)
+        scores[name] = 0.5 * s.diagonal() * torch.einsum("ja,ab,jb->j", w, a, w)
+    return scores
+
+
+def filter_removal_groups(model: nn.Module, names: list[str]) -> list[Groups]:
+    """The groups that remove each filter of the named conv weights: on a LeNet5 the filter and what reads its
+    map (`lenet5_channel_groups`, so `compact` can drop the map), elsewhere the filter alone."""
+    groups = lenet5_channel_groups(model) if isinstance(model, LeNet5) else layer_groups(model, "filters")
+    return [g for name in names for g in groups if g.parts[0][0] == name]
+
+
+def kron_obd_filter_masks(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, sparsity: float,
+                          layers: list[str] | None = None, curvature: str = "gauss-newton") -> dict[str, torch.Tensor]:
+    """Masks removing, in each conv layer, the `sparsity` fraction of filters of least Kron-OBD saliency
+    (`kron_obd_filter_scores`), with what reads them on a LeNet5. The score counts the bias exactly when the
+    masks remove the whole map (on a LeNet5)."""
+    check_sparsity(sparsity)
+    names = conv_weight_names(model, layers)
+    scores = kron_obd_filter_scores(model, x, y, names, curvature, bias=isinstance(model, LeNet5))
+    return group_score_masks(list(zip(filter_removal_groups(model, names), scores.values(), strict=True)),
+                             sparsity)
+
+
+def filter_l1_masks(model: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
+    """Li et al. (2017): in each conv layer remove the `sparsity` fraction of filters with the smallest
+    Σ|W[n, :, :, :]| (`filter_l1_scores`), with what reads them on a LeNet5."""
+    check_sparsity(sparsity)
+    names = conv_weight_names(model)
+    scores = [s for _, s in filter_l1_scores(model)]
+    return group_score_masks(list(zip(filter_removal_groups(model, names), scores, strict=True)), sparsity)
 
 
 def kron_obs_units(model: nn.Module, x: torch.Tensor, fraction: float, inputs: bool = True,
