@@ -176,19 +176,29 @@ class IndexListLSTMLanguageModel(nn.Module):
     Each forward call gathers the surviving submatrices once, then every time step multiplies only surviving
     columns of the state into surviving rows of the gates (the other gates get their bias alone)."""
 
+    LAYER_KEYS = ("w_ih", "w_hh", "bias", "rows_ih", "cols_ih", "rows_hh", "cols_hh")
+
     def __init__(self, model: LSTMLanguageModel):
         super().__init__()
         with torch.no_grad():
             weights = {k: v.detach().clone() for k, v in effective_weights(model).items()}
-        self.embedding = weights["embedding.weight"]
-        self.layers = []
+        # buffers, so .to(device) and state_dict carry the weights and the index lists
+        self.register_buffer("embedding", weights["embedding.weight"])
+        self.n_layers = len(model.rnns)
         for k, rnn in enumerate(model.rnns):
             w_ih, w_hh = weights[f"rnns.{k}.weight_ih"], weights[f"rnns.{k}.weight_hh"]
-            self.layers.append({"w_ih": w_ih, "w_hh": w_hh, "bias": rnn.bias.detach().clone(),
-                                **_index_lists(w_ih, "ih"), **_index_lists(w_hh, "hh")})
-        self.decoder_weight = weights["decoder.weight"]
-        self.decoder_bias = model.decoder.bias.detach().clone()
-        self.decoder_cols = (self.decoder_weight != 0).any(0).nonzero().squeeze(1)
+            layer = {"w_ih": w_ih, "w_hh": w_hh, "bias": rnn.bias.detach().clone(),
+                     **_index_lists(w_ih, "ih"), **_index_lists(w_hh, "hh")}
+            for key in self.LAYER_KEYS:
+                self.register_buffer(f"layer{k}_{key}", layer[key])
+        self.register_buffer("decoder_weight", weights["decoder.weight"])
+        self.register_buffer("decoder_bias", model.decoder.bias.detach().clone())
+        self.register_buffer("decoder_cols", (self.decoder_weight != 0).any(0).nonzero().squeeze(1))
+
+    @property
+    def layers(self) -> list[dict[str, torch.Tensor]]:
+        """Per LSTM layer: its full weights, bias, and the index lists of nonzero rows and columns."""
+        return [{key: getattr(self, f"layer{k}_{key}") for key in self.LAYER_KEYS} for k in range(self.n_layers)]
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embedding[tokens]
