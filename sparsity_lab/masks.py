@@ -48,6 +48,13 @@ def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: getattr(module, attr) for name, (module, attr) in prunable(model).items()}
 
 
+def raw_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable weight tensors by name: under a mask, the original (unmasked) parameter, for in-place updates
+    such as a proximal step."""
+    return {name: module.parametrizations[attr].original if parametrize.is_parametrized(module, attr)
+            else getattr(module, attr) for name, (module, attr) in prunable(model).items()}
+
+
 def _check(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, tuple[nn.Module, str]]:
     targets = prunable(model)
     if not targets:

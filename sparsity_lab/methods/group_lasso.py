@@ -26,11 +26,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from ..compact import compact
 from ..cost import flops
-from ..masks import apply_masks, combine, effective_weights, prunable
+from ..masks import apply_masks, combine, effective_weights, raw_weights
 from ..models import LeNet5, build
 from ..structure import Groups, layer_groups, lenet5_channel_groups, make_groups, neuron_groups
 from ..train import History, TrainState, evaluate, fit
@@ -104,15 +103,6 @@ def resolve_groups(model: nn.Module, key: str) -> list[Groups]:
                              f"its {kind!r} groups are {[g.name for g in groups]}")
         groups = chosen
     return groups
-
-
-def raw_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The trainable weight tensors by name (the original under a mask's parametrization), for in-place updates."""
-    out = {}
-    for name, (module, attr) in prunable(model).items():
-        out[name] = (module.parametrizations[attr].original if parametrize.is_parametrized(module, attr)
-                     else getattr(module, attr))
-    return out
 
 
 @dataclass(frozen=True)
