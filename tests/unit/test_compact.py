@@ -279,7 +279,6 @@ def test_mlp_all_weights_masked_gives_the_bias_only_network():
         assert torch.allclose(small(torch.randn(3, 5)), model.layers[1].bias.expand(3, 2), atol=TOL)
 
 
-@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state")
 @PROPERTY
 @given(sizes=st.lists(st.integers(1, 7), min_size=2, max_size=4), kind=st.sampled_from(MLP_KINDS), seed=seeds)
 def test_csr_mlp_matches_the_masked_model(sizes, kind, seed):
