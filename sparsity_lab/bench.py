@@ -21,12 +21,13 @@ import time
 import torch
 from torch import nn
 
-from .compact import CSRMLP, IndexListLSTMLanguageModel, assert_equivalent, compact, index_list_recurrence
+from .compact import assert_equivalent, compact
 from .cost import compare_latency, flops
 from .masks import apply_masks, baked, combine
-from .methods.saliency import magnitude_masks
+from .methods.magnitude import magnitude
 from .models import MLP, LeNet5, LSTMLanguageModel
-from .structure import iss_groups, lenet5_channel_groups, mlp_unit_groups
+from .sparse_inference import CSRMLP, IndexListLSTMLanguageModel, index_list_recurrence
+from .structure import unit_groups
 
 MLP_STRUCTURES = {"Sparse VD 537-217-130": (537, 217, 130), "SSL 434-174-78": (434, 174, 78),
                   "SBP 245-160-55": (245, 160, 55)}
@@ -43,7 +44,7 @@ def keep_first(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
 
 def structured_mlp(dense: MLP, widths: tuple[int, ...], generator: torch.Generator) -> MLP:
     """Mask `dense` so that `widths` (inputs, hidden...) units survive, and compact it."""
-    groups = mlp_unit_groups(dense)
+    groups = unit_groups(dense)  # input pixels, then each hidden layer's neurons
     masked = apply_masks(copy.deepcopy(dense), combine(*[g.masks(keep_first(g.n, k, generator))
                                                  for g, k in zip(groups, widths, strict=True)]))
     return _checked(masked, torch.rand(8, 784, generator=generator))
@@ -51,8 +52,7 @@ def structured_mlp(dense: MLP, widths: tuple[int, ...], generator: torch.Generat
 
 def structured_lenet5(dense: LeNet5, conv1: int, conv2: int, fc1: int, generator: torch.Generator) -> LeNet5:
     """Mask `dense` to keep conv1/conv2 feature maps and fc1 units (random choices), and compact it."""
-    maps1, maps2 = lenet5_channel_groups(dense)
-    fc1_units = mlp_unit_groups(dense)[1]  # the Linear layers fc1, fc2: fc1's rows with fc2's columns
+    maps1, maps2, fc1_units = unit_groups(dense)  # conv1 maps, conv2 maps, fc1 neurons, each with its readers
     masks = combine(maps1.masks(keep_first(maps1.n, conv1, generator)),
                     maps2.masks(keep_first(maps2.n, conv2, generator)),
                     fc1_units.masks(keep_first(fc1_units.n, fc1, generator)))
@@ -61,7 +61,7 @@ def structured_lenet5(dense: LeNet5, conv1: int, conv2: int, fc1: int, generator
 
 def structured_lstm(dense: LSTMLanguageModel, widths: tuple[int, ...], generator: torch.Generator):
     """Mask `dense` with ISS groups keeping `widths` (embedding, layer 1, layer 2) units: (masked, compact)."""
-    masks = combine(*[g.masks(keep_first(g.n, k, generator)) for g, k in zip(iss_groups(dense), widths,
+    masks = combine(*[g.masks(keep_first(g.n, k, generator)) for g, k in zip(unit_groups(dense), widths,
                                                                              strict=True)])
     masked = apply_masks(copy.deepcopy(dense), masks)
     return masked, _checked(masked, torch.randint(0, dense.decoder.out_features, (5, 2), generator=generator))
@@ -131,7 +131,7 @@ def compaction(batches=(1, 64, 1024), threads=(1, 2), min_run_time=0.1, seed=0, 
         small = structured_mlp(mlp, (widths[0], *widths[1:]), g)
         mlp_cases.append((f"{name} (compact)", small, flops(small, image)["dense"], {"sizes": small.sizes}))
     for sparsity in (0.9, 0.96, 0.99):
-        masked = apply_masks(copy.deepcopy(mlp), magnitude_masks(mlp, sparsity))
+        masked = magnitude(mlp, sparsity=sparsity).masked()
         nonzero = flops(masked, image)["nonzero"]
         mlp_cases.append((f"unstructured {sparsity:.0%} (masked dense)", baked(masked), nonzero, {}))
         mlp_cases.append((f"unstructured {sparsity:.0%} (CSR)", CSRMLP(masked), nonzero, {}))

@@ -3,263 +3,271 @@
 A mask that zeroes scattered weights makes nothing faster: the matrix multiply still touches every entry. But a
 neuron whose outgoing weights are all zero can be deleted, with its row in the layer before; a conv filter that
 nobody reads can go with its channel in the next conv; an LSTM hidden unit that nothing reads can go from every
-gate. `compact` finds every such unit in any mask (structured or not) and rebuilds a model of the same class with
-smaller layers, so the FLOPs saved are FLOPs not computed. `assert_equivalent` checks the outputs are the same.
+gate. `compact` finds every such unit in any mask (structured or not) and rebuilds the model with smaller layers,
+so the FLOPs saved are FLOPs not computed. `assert_equivalent` checks the outputs are the same.
 
-Two rules make it exact for any mask:
-- a unit whose output is never read by a surviving unit is removed (backwards, from the outputs);
-- a unit whose incoming weights are all zero outputs a constant relu(bias): it is removed and that constant is
-  folded into the next layer's bias (forwards, from the inputs). LSTM units are only removed by the first rule:
-  with zero weights their cell state still changes in time.
+It works on the model's chain (`structure.chain`: any nn.Sequential, and the package's models), by rules per
+layer type: Linear, Conv2d, Embedding and LSTM layers are sliced; BatchNorm is sliced with the units it
+normalises (kept, never dropped; `fold_batchnorm` folds it into the layer before); activations, pools, flatten
+and dropout pass through. Two rules make it exact for any mask:
+- a unit whose output is never read by a surviving unit is removed (backwards, from the outputs; an LSTM unit
+  read by its own layer's recurrence is read);
+- a unit whose incoming weights are all zero outputs a constant — tail(bias), its bias through whatever follows
+  it (BatchNorm, relu(b), tanh(b), sigmoid(b), ...) — so it is removed and that constant is folded into the next
+  layer's bias (forwards, from the inputs). Where the constant cannot be folded exactly (a reader with zero
+  padding or no bias, an average pool with zero padding, an LSTM whose state still changes) the unit is kept.
 """
 
 from __future__ import annotations
 
-import warnings
+import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
-from .masks import effective_weights, prunable
-from .models import MLP, LeNet5, LSTMLanguageModel
+from .masks import check_masks, effective_weights, prunable
+from .models import LSTMLayer
+from .structure import ACTIVATIONS, NORMS, WEIGHT_LAYERS, chain, has_input_index, in_units, out_units
 
 
 def compact(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> nn.Module:
-    """A smaller dense copy of `model` that computes the same function as `model` with `masks` applied.
+    """A smaller dense copy of `model` that computes what `model` with `masks` applied computes (in eval mode).
 
-    Without `masks`, the model's current effective weights (parametrized masks included) decide what is zero.
-    Supports MLP (input pixels removed too), LeNet5 (filters, channels, the conv→fc flatten) and the LSTM
-    language model (hidden units of every layer and embedding dimensions).
-    """
-    if not prunable(model):
-        raise ValueError(f"{type(model).__name__} has no prunable layer to compact")
-    # fork_rng: building the small model draws an initialisation we overwrite; the caller's RNG must not move
-    with torch.no_grad(), torch.random.fork_rng():
-        weights = {k: v.detach().clone() for k, v in effective_weights(model).items()}
-        for name, mask in (masks or {}).items():
-            if name not in weights or weights[name].shape != mask.shape:
-                raise ValueError(f"mask {name!r} of shape {tuple(mask.shape)} matches no weight of the model")
-            weights[name] *= mask
-        if isinstance(model, MLP):
-            return _compact_mlp(model, weights)
-        if isinstance(model, LeNet5):
-            return _compact_lenet5(model, weights)
-        if isinstance(model, LSTMLanguageModel):
-            return _compact_lstm_lm(model, weights)
-    raise ValueError(f"compact supports MLP, LeNet5 and LSTMLanguageModel, not {type(model).__name__}")
-
-
-def _chain(stages: list[tuple[torch.Tensor, torch.Tensor]], keep_inputs: bool):
-    """Shrink a feed-forward chain. Each stage is (W3, bias) with W3 of shape (out units, in units, per unit):
-    a Linear is (out, in, 1), a conv (out, in, kh·kw), a Linear after a flatten (out, channels, positions).
-    Returns the surviving input indices of the first stage, the surviving units of every stage, new biases."""
-    biases = [b.clone() for _, b in stages]
-    # Backwards: a unit lives only if a living unit of the next stage reads it.
-    used = [torch.ones(stages[-1][0].shape[0], dtype=torch.bool)]
-    for w3, _ in reversed(stages):
-        used.insert(0, (w3[used[0]] != 0).any(2).any(0))
-    inputs = torch.ones_like(used[0]) if keep_inputs else used[0]
-    used = used[1:]
-    # Forwards: a used unit with no living input is a constant relu(bias); fold it into the next bias.
-    alive, reading = [], inputs
-    for k, (w3, _) in enumerate(stages[:-1]):
-        fed = (w3[:, reading] != 0).any(2).any(1)
-        constant = used[k] & ~fed
-        value = F.relu(biases[k][constant])
-        biases[k + 1] += (stages[k + 1][0][:, constant].sum(2) * value).sum(1)
-        keep = used[k] & fed
-        if not keep.any():  # keep one silent unit rather than a zero-width layer
-            keep[0] = True
-            biases[k][0] = 0.0
-            stages[k][0][0] = 0.0
-            stages[k + 1][0][:, 0] = 0.0  # it outputs 0: no unit of the next stage is fed by it
-        alive.append(keep)
-        reading = keep
-    if not inputs.any():
-        inputs[0] = True
-    alive.append(used[-1])
-    return inputs, alive, biases
-
-
-def _slice(w: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    return w[rows][:, cols].contiguous()
-
-
-def _compact_mlp(model: MLP, weights: dict[str, torch.Tensor]) -> MLP:
-    stages = [(weights[f"layers.{k}.weight"].unsqueeze(2), layer.bias.detach())
-              for k, layer in enumerate(model.layers)]
-    inputs, alive, biases = _chain(stages, keep_inputs=False)
-    index = inputs.nonzero().squeeze(1)
-    if model.input_index is not None:
-        index = model.input_index[index]
-    elif len(index) == len(inputs):
-        index = None
-    small = MLP([int(inputs.sum()), *(int(a.sum()) for a in alive)], input_index=index)
-    reading = inputs
-    for k, layer in enumerate(small.layers):
-        layer.weight.data = _slice(stages[k][0].squeeze(2), alive[k], reading)
-        layer.bias.data = biases[k][alive[k]].clone()
-        reading = alive[k]
-    return small.to(model.layers[0].weight.device)
-
-
-def _compact_lenet5(model: LeNet5, weights: dict[str, torch.Tensor]) -> LeNet5:
-    names = ("conv1", "conv2", "fc1", "fc2")
-    shapes = {n: weights[f"{n}.weight"].shape for n in names}
-    w3 = [weights["conv1.weight"].flatten(2), weights["conv2.weight"].flatten(2),
-          weights["fc1.weight"].reshape(shapes["fc1"][0], shapes["conv2"][0], -1),
-          weights["fc2.weight"].unsqueeze(2)]
-    stages = [(w, getattr(model, n).bias.detach()) for w, n in zip(w3, names, strict=True)]
-    inputs, alive, biases = _chain(stages, keep_inputs=True)
-    c1, c2, f1 = (int(a.sum()) for a in alive[:3])
-    small = LeNet5(c1, c2, f1, n_classes=shapes["fc2"][0], in_channels=shapes["conv1"][1],
-                   image_size=model.image_size)
-    reading = inputs
-    for k, name in enumerate(names):
-        layer = getattr(small, name)
-        layer.weight.data = _slice(stages[k][0], alive[k], reading).reshape(layer.weight.shape)
-        layer.bias.data = biases[k][alive[k]].clone()
-        reading = alive[k]
-    return small.to(model.conv1.weight.device)
-
-
-def _gate_rows(units: torch.Tensor) -> torch.Tensor:
-    """Boolean (H,) units → boolean (4H,) rows of the gate-stacked weights."""
-    return units.repeat(4)
-
-
-def lstm_needed_units(model: LSTMLanguageModel, weights: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    """Which embedding dimensions and hidden units can influence the logits: [embedding, layer 1, ...].
-
-    A unit is needed if a needed reader (the decoder, a needed unit of the next layer, or a needed unit of its
-    own layer through the recurrent matrix) has a nonzero weight on it. Found backwards, each layer to a fixed
-    point of its recurrence."""
-    reads = (weights["decoder.weight"] != 0).any(0)
-    needed = []
-    for k in reversed(range(len(model.rnns))):
-        w_hh = weights[f"rnns.{k}.weight_hh"]
-        units = reads.clone()
-        while True:
-            grown = units | (w_hh[_gate_rows(units)] != 0).any(0)
-            if torch.equal(grown, units):
-                break
-            units = grown
-        needed.insert(0, units)
-        reads = (weights[f"rnns.{k}.weight_ih"][_gate_rows(units)] != 0).any(0)
-    needed.insert(0, reads)
-    for units in needed:
-        if not units.any():  # a zero-width layer would break nn modules; one unread unit changes nothing
-            units[0] = True
-    return needed
-
-
-def _compact_lstm_lm(model: LSTMLanguageModel, weights: dict[str, torch.Tensor]) -> LSTMLanguageModel:
-    needed = lstm_needed_units(model, weights)
-    vocab = model.embedding.weight.shape[0]
-    small = LSTMLanguageModel(vocab, int(needed[0].sum()), tuple(int(u.sum()) for u in needed[1:]))
-    small.embedding.weight.data = weights["embedding.weight"][:, needed[0]].contiguous()
-    for k, rnn in enumerate(small.rnns):
-        rows = _gate_rows(needed[k + 1])
-        rnn.weight_ih.data = _slice(weights[f"rnns.{k}.weight_ih"], rows, needed[k])
-        rnn.weight_hh.data = _slice(weights[f"rnns.{k}.weight_hh"], rows, needed[k + 1])
-        rnn.bias.data = model.rnns[k].bias.detach()[rows].clone()
-    small.decoder.weight.data = weights["decoder.weight"][:, needed[-1]].contiguous()
-    small.decoder.bias.data = model.decoder.bias.detach().clone()
-    return small.to(model.decoder.weight.device)
-
-
-class IndexListLSTMLanguageModel(nn.Module):
-    """SSE's index-list inference: keep the full weight matrices plus, for each, the lists of its nonzero rows
-    and columns, and compute only those. Works for untied, tied and ISS sparsity alike; the hidden size stays.
-
-    Each forward call gathers the surviving submatrices once, then every time step multiplies only surviving
-    columns of the state into surviving rows of the gates (the other gates get their bias alone)."""
-
-    LAYER_KEYS = ("w_ih", "w_hh", "bias", "rows_ih", "cols_ih", "rows_hh", "cols_hh")
-
-    def __init__(self, model: LSTMLanguageModel):
-        super().__init__()
-        with torch.no_grad():
+    Without `masks`, the model's current effective weights (its masks and gates included, gates at their
+    deterministic test-time value) decide what is zero. The copy has the same class and layer names, plain
+    weights (no masks, no gates), and is in the training mode `model` was in. A model with an `input_index`
+    (an MLP) also loses the inputs no unit reads. Any nn.Sequential of the layer types in `structure` works."""
+    masks = check_masks(model, masks or {})
+    steps = chain(model)
+    covered = {name for name, module in steps if isinstance(module, WEIGHT_LAYERS)}
+    missing = sorted({name.rpartition(".")[0] for name in prunable(model)} - covered)
+    if missing:
+        raise ValueError(f"the chain of {type(model).__name__} does not include its layers {missing}")
+    training = model.training
+    model.eval()
+    # fork_rng: building the small layers draws an initialisation we overwrite; the caller's RNG must not move
+    try:
+        with torch.no_grad(), torch.random.fork_rng():
             weights = {k: v.detach().clone() for k, v in effective_weights(model).items()}
-        # buffers, so .to(device) and state_dict carry the weights and the index lists
-        self.register_buffer("embedding", weights["embedding.weight"])
-        self.n_layers = len(model.rnns)
-        for k, rnn in enumerate(model.rnns):
-            w_ih, w_hh = weights[f"rnns.{k}.weight_ih"], weights[f"rnns.{k}.weight_hh"]
-            layer = {"w_ih": w_ih, "w_hh": w_hh, "bias": rnn.bias.detach().clone(),
-                     **_index_lists(w_ih, "ih"), **_index_lists(w_hh, "hh")}
-            for key in self.LAYER_KEYS:
-                self.register_buffer(f"layer{k}_{key}", layer[key])
-        self.register_buffer("decoder_weight", weights["decoder.weight"])
-        self.register_buffer("decoder_bias", model.decoder.bias.detach().clone())
-        self.register_buffer("decoder_cols", (self.decoder_weight != 0).any(0).nonzero().squeeze(1))
-
-    @property
-    def layers(self) -> list[dict[str, torch.Tensor]]:
-        """Per LSTM layer: its full weights, bias, and the index lists of nonzero rows and columns."""
-        return [{key: getattr(self, f"layer{k}_{key}") for key in self.LAYER_KEYS} for k in range(self.n_layers)]
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.embedding[tokens]
-        for layer in self.layers:
-            x = index_list_recurrence(x, layer)
-        w = self.decoder_weight.index_select(1, self.decoder_cols)
-        return torch.addmm(self.decoder_bias, x.index_select(2, self.decoder_cols).flatten(0, 1),
-                           w.t()).view(*x.shape[:2], -1)
+            for name, mask in masks.items():
+                weights[name] *= mask
+            small = _Plan(model, steps, weights).rebuild()
+    finally:
+        model.train(training)
+    return small.train(training)
 
 
-def _index_lists(w: torch.Tensor, tag: str) -> dict[str, torch.Tensor]:
-    return {f"rows_{tag}": (w != 0).any(1).nonzero().squeeze(1), f"cols_{tag}": (w != 0).any(0).nonzero().squeeze(1)}
+def _param(name: str, attr: str) -> str:
+    return f"{name}.{attr}" if name else attr
 
 
-def index_list_recurrence(x: torch.Tensor, p: dict) -> torch.Tensor:
-    """One LSTM layer by index lists: x (T, B, I) → (T, B, H). `p` holds the full weights w_ih, w_hh, bias and
-    the lists rows_ih, cols_ih, rows_hh, cols_hh of their nonzero rows and columns."""
-    steps, batch, _ = x.shape
-    hidden = p["w_hh"].shape[1]
-    w_ih = p["w_ih"].index_select(0, p["rows_ih"]).index_select(1, p["cols_ih"])
-    w_hh_t = p["w_hh"].index_select(0, p["rows_hh"]).index_select(1, p["cols_hh"]).t()
-    gates_x = p["bias"].repeat(steps * batch, 1)
-    gates_x.index_add_(1, p["rows_ih"], x.index_select(2, p["cols_ih"]).flatten(0, 1) @ w_ih.t())
-    h = c = x.new_zeros(batch, hidden)
-    outputs = []
-    for gx in gates_x.view(steps, batch, -1):
-        gates = gx.index_add(1, p["rows_hh"], h.index_select(1, p["cols_hh"]) @ w_hh_t)
-        i, f, g, o = gates.chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        outputs.append(h)
-    return torch.stack(outputs)
+def unit_view(module: nn.Module, name: str, weights: dict[str, torch.Tensor], n_in: int) -> torch.Tensor:
+    """A weight layer's weights as (output units, input units, rest): a view, so writing into it writes into
+    `weights`. A Linear after a flatten has rest = positions per input map; a conv, kh·kw; an LSTM, its 4 gates."""
+    if isinstance(module, LSTMLayer):
+        w = weights[_param(name, "weight_ih")]
+        return w.view(4, module.hidden_size, -1).permute(1, 2, 0)
+    w = weights[_param(name, "weight")]
+    if isinstance(module, nn.Embedding):
+        return w.t().unsqueeze(2)
+    return w.view(w.shape[0], n_in, -1)
 
 
-class CSRMLP(nn.Module):
-    """An MLP whose weights are stored as torch sparse CSR matrices: only nonzeros are stored and multiplied.
+def _recurrent_view(module: LSTMLayer, name: str, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    return weights[_param(name, "weight_hh")].view(4, module.hidden_size, -1).permute(1, 2, 0)
 
-    Activations are kept feature-major (features, batch) so each layer is `addmm(bias, W_csr, h)` with the sparse
-    matrix on the left, the layout torch's CPU CSR kernels are fast for."""
 
-    def __init__(self, model: MLP):
-        super().__init__()
-        with torch.no_grad():
-            weights = effective_weights(model)
-            with warnings.catch_warnings():  # torch flags all sparse CSR support as beta; addmm is what we use
-                warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
-                self.weights = [weights[f"layers.{k}.weight"].detach().to_sparse_csr()
-                                for k in range(len(model.layers))]
-            self.biases = [layer.bias.detach().clone().unsqueeze(1) for layer in model.layers]
-        self.input_index = model.input_index
+def _constant_through(module: nn.Module, value: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """A per-unit constant (the units `index`) after one pass-through step: BatchNorm's affine map in eval mode,
+    an activation elementwise, pools, flatten and dropout unchanged."""
+    if isinstance(module, NORMS):
+        value = (value - module.running_mean[index]) / (module.running_var[index] + module.eps).sqrt()
+        return value * module.weight[index] + module.bias[index] if module.affine else value
+    if isinstance(module, ACTIVATIONS):
+        return module(value)
+    return value
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
-        if self.input_index is not None:
-            x = x.index_select(1, self.input_index)
-        h = x.t()
-        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.addmm(b, w, h)
-            if k < len(self.weights) - 1:
-                h = F.relu(h)
-        return h.t()
+
+def _pads(padding, kernel_size=(1, 1)) -> bool:
+    """Whether a padding setting adds any border (an int, a tuple, 'valid' or 'same')."""
+    if padding == "valid":
+        return False
+    if padding == "same":
+        return any(k > 1 for k in kernel_size)
+    return any(p > 0 for p in ((padding,) * 2 if isinstance(padding, int) else padding))
+
+
+def _keeps_constants(module: nn.Module) -> bool:
+    """Whether a constant map stays the same constant everywhere through this step: not through an average pool
+    that counts zero padding into its averages."""
+    return not (isinstance(module, nn.AvgPool2d) and module.count_include_pad and _pads(module.padding))
+
+
+def _absorbs_constants(reader: nn.Module) -> bool:
+    """Whether a constant input unit adds one constant to every output of `reader`: yes for a Linear with a bias,
+    and a conv with a bias whose padding, if any, copies the map ('reflect', 'replicate', 'circular')."""
+    if not isinstance(reader, nn.Linear | nn.Conv2d) or reader.bias is None:
+        return False
+    return isinstance(reader, nn.Linear) or reader.padding_mode != "zeros" or not _pads(reader.padding,
+                                                                                          reader.kernel_size)
+
+
+class _Plan:
+    """Which units of a chain survive (`keep[k]`: boolean over the units at boundary k, the inputs first) and the
+    biases with the folded constants; then the smaller model."""
+
+    def __init__(self, model: nn.Module, steps: list[tuple[str, nn.Module]], weights: dict[str, torch.Tensor]):
+        self.model, self.steps, self.weights = model, steps, weights
+        self.index = [k for k, (_, m) in enumerate(steps) if isinstance(m, WEIGHT_LAYERS)]
+        self.layers = [steps[k] for k in self.index]
+        sizes = [in_units(self.layers[0][1]), *(out_units(m) for _, m in self.layers)]
+        self.views = [unit_view(m, name, weights, n) for (name, m), n in zip(self.layers, sizes, strict=False)]
+        self.biases = [None if getattr(m, "bias", None) is None else m.bias.detach().clone() for _, m in self.layers]
+        self.keep = self._survivors(sizes)
+
+    def _tail(self, k: int) -> list[tuple[str, nn.Module]]:
+        """The pass-through steps after weight layer k (up to the next weight layer)."""
+        end = self.index[k + 1] if k + 1 < len(self.index) else len(self.steps)
+        return self.steps[self.index[k] + 1:end]
+
+    def _survivors(self, sizes: list[int]) -> list[torch.Tensor]:
+        views, layers = self.views, self.layers
+        # Backwards: a unit lives only if a living unit of the next layer (or of its own recurrence) reads it.
+        used = [torch.ones(sizes[-1], dtype=torch.bool)]
+        for k in reversed(range(len(layers))):
+            name, module = layers[k]
+            if isinstance(module, LSTMLayer):
+                recurrent = _recurrent_view(module, name, self.weights)
+                while True:
+                    grown = used[0] | (recurrent[used[0]] != 0).any(2).any(0)
+                    if torch.equal(grown, used[0]):
+                        break
+                    used[0] = grown
+            reads = torch.ones(sizes[k], dtype=torch.bool) if isinstance(module, nn.Embedding) else \
+                (views[k][used[0]] != 0).any(2).any(0)
+            used.insert(0, reads)
+        inputs = used[0] if has_input_index(self.model) else torch.ones(sizes[0], dtype=torch.bool)
+        if not inputs.any():
+            inputs[0] = True
+        keep = [inputs]
+        # Forwards: a used unit with no living input is a constant; fold it into the next layer's bias.
+        for k in range(len(layers) - 1):
+            keep.append(self._fold_constants(k, keep[k], used[k + 1]))
+        keep.append(used[-1])
+        return keep
+
+    def _fold_constants(self, k: int, reading: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+        (_, module), (_, reader) = self.layers[k], self.layers[k + 1]
+        tail = [m for _, m in self._tail(k)]
+        keep = used.clone()
+        if isinstance(module, nn.Linear | nn.Conv2d) and _absorbs_constants(reader) and all(map(_keeps_constants,
+                                                                                                   tail)):
+            fed = (self.views[k][:, reading] != 0).any(2).any(1)
+            constant = (used & ~fed).nonzero().squeeze(1)
+            value = self.biases[k][constant] if self.biases[k] is not None else torch.zeros(len(constant))
+            for step in tail:
+                value = _constant_through(step, value, constant)
+            self.biases[k + 1] += (self.views[k + 1][:, constant].sum(2) * value).sum(1)
+            keep = used & fed
+        if not keep.any():  # keep one silent unit rather than a zero-width layer: nothing reads it
+            keep[0] = True
+            self.views[k + 1][:, 0] = 0.0
+            self.views[k][0] = 0.0
+            if self.biases[k] is not None and not isinstance(module, LSTMLayer):
+                self.biases[k][0] = 0.0
+        return keep
+
+    def rebuild(self) -> nn.Module:
+        """The smaller model: a deep copy of the original in which every sliced layer is a new module."""
+        replaced = {}
+        for k, (name, module) in enumerate(self.layers):
+            rows, cols = self.keep[k + 1], self.keep[k]
+            replaced[id(module)] = _shrink(module, name, self.weights, self.biases[k], rows, cols)
+            for _, step in self._tail(k):
+                if isinstance(step, NORMS):
+                    replaced[id(step)] = _shrink_norm(step, rows)
+        small = copy.deepcopy(self.model, memo=dict(replaced))
+        if has_input_index(self.model):
+            index = self.keep[0].nonzero().squeeze(1)
+            old = self.model.input_index
+            if old is not None:
+                index = old[index]
+            elif len(index) == len(self.keep[0]):
+                index = None
+            small.input_index = index
+        return small
+
+
+def _shrink(module: nn.Module, name: str, weights: dict[str, torch.Tensor], bias: torch.Tensor | None,
+            rows: torch.Tensor, cols: torch.Tensor) -> nn.Module:
+    """A new layer of `module`'s type keeping output units `rows` and input units `cols`."""
+    n_out, n_in = int(rows.sum()), int(cols.sum())
+    if isinstance(module, LSTMLayer):
+        gates = rows.repeat(4)
+        small = LSTMLayer(n_in, n_out)
+        small.weight_ih.data = weights[_param(name, "weight_ih")][gates][:, cols].contiguous()
+        small.weight_hh.data = weights[_param(name, "weight_hh")][gates][:, rows].contiguous()
+        small.bias.data = module.bias.detach()[gates].clone()
+        return small.to(module.bias.device)
+    w = weights[_param(name, "weight")]
+    if isinstance(module, nn.Embedding):
+        small = nn.Embedding(module.num_embeddings, n_out, module.padding_idx, module.max_norm, module.norm_type,
+                             module.scale_grad_by_freq, module.sparse)
+        small.weight.data = w[:, rows].contiguous()
+        return small.to(w.device)
+    if isinstance(module, nn.Conv2d):
+        small = nn.Conv2d(n_in, n_out, module.kernel_size, module.stride, module.padding, module.dilation,
+                          bias=bias is not None, padding_mode=module.padding_mode)
+        small.weight.data = w[rows][:, cols].contiguous()
+    else:
+        block = w.shape[1] // len(cols)
+        small = nn.Linear(n_in * block, n_out, bias=bias is not None)
+        small.weight.data = w.view(w.shape[0], len(cols), block)[rows][:, cols].reshape(n_out, -1).contiguous()
+    if bias is not None:
+        small.bias.data = bias[rows].clone()
+    return small.to(w.device)
+
+
+def _shrink_norm(norm: nn.Module, keep: torch.Tensor) -> nn.Module:
+    """BatchNorm over the kept units only (running statistics, scale and shift sliced)."""
+    if not norm.track_running_stats:
+        raise ValueError("compact needs BatchNorm with running statistics (track_running_stats=True): without "
+                         "them it normalises each batch by itself, and units cannot be removed one by one")
+    small = type(norm)(int(keep.sum()), norm.eps, norm.momentum, norm.affine, norm.track_running_stats)
+    small.running_mean.copy_(norm.running_mean[keep])
+    small.running_var.copy_(norm.running_var[keep])
+    small.num_batches_tracked.copy_(norm.num_batches_tracked)
+    if norm.affine:
+        small.weight.data = norm.weight.detach()[keep].clone()
+        small.bias.data = norm.bias.detach()[keep].clone()
+    return small.to(norm.running_mean.device)
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of `model` in which every BatchNorm right after a Linear or conv is folded into that layer and
+    replaced by nn.Identity: the same function in eval mode, one step less per layer.
+
+    BN(W·x + b) = γ·(W·x + b − μ)/√(σ²+ε) + β, so W' = W·γ/√(σ²+ε) and b' = (b − μ)·γ/√(σ²+ε) + β."""
+    steps = chain(model)
+    replaced: dict[int, nn.Module] = {}
+    for (_, layer), (_, norm) in zip(steps[:-1], steps[1:], strict=True):
+        if isinstance(norm, NORMS) and isinstance(layer, nn.Linear | nn.Conv2d):
+            if not norm.track_running_stats:
+                raise ValueError("fold_batchnorm needs BatchNorm with running statistics (track_running_stats)")
+            scale = (norm.running_var + norm.eps).rsqrt()
+            shift = -norm.running_mean * scale
+            if norm.affine:
+                scale, shift = scale * norm.weight, shift * norm.weight + norm.bias
+            if parametrize.is_parametrized(layer):
+                raise ValueError("fold_batchnorm needs plain weights: pass masks.baked(model)")
+            folded = copy.deepcopy(layer)
+            folded.weight.data = layer.weight.detach() * scale.view(-1, *[1] * (layer.weight.dim() - 1))
+            bias = layer.bias.detach() if layer.bias is not None else torch.zeros_like(scale)
+            folded.bias = nn.Parameter(bias * scale + shift)
+            replaced[id(layer)], replaced[id(norm)] = folded, nn.Identity()
+    return copy.deepcopy(model, memo=replaced)
 
 
 @torch.no_grad()
@@ -280,3 +288,6 @@ def assert_equivalent(masked: nn.Module, small: nn.Module, x: torch.Tensor, atol
         raise AssertionError(f"the compact model differs from the masked one: max |difference| = {diff:.3g} "
                              f"> {atol:g} × output scale {scale:.3g}")
     return diff
+
+
+__all__ = ["assert_equivalent", "compact", "fold_batchnorm", "max_difference", "unit_view"]

@@ -1,6 +1,8 @@
 """Masks as parametrizations: `layer.weight` reads as `original * mask`, the original is kept, and it all saves.
 
-A mask is a `dict[str, BoolTensor]` keyed by parameter name ("layers.0.weight"), the same keys as a score.
+A mask is a `dict[str, BoolTensor]` keyed by parameter name ("layers.0.weight"), the same keys as a score. Masks
+are boolean everywhere: a float or integer mask is accepted only when every entry is exactly 0 or 1, anything
+else (0.5, −1, NaN) is an error, so a mask never means "scale" in one place and "keep" in another.
 
     apply_masks(model, masks)        # register (or update) the masks
     get_masks(model)                 # read them back
@@ -55,29 +57,50 @@ def raw_weights(model: nn.Module) -> dict[str, torch.Tensor]:
             else getattr(module, attr) for name, (module, attr) in prunable(model).items()}
 
 
-def _check(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, tuple[nn.Module, str]]:
+def as_bool(mask, name: str = "mask") -> torch.Tensor:
+    """A mask as a BoolTensor: bool as is; numbers only if every entry is exactly 0 or 1 (else ValueError)."""
+    mask = torch.as_tensor(mask)
+    if mask.dtype == torch.bool:
+        return mask
+    if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
+        bad = mask[(mask != 0) & (mask != 1)].reshape(-1)[:3].tolist()
+        raise ValueError(f"{name} must be boolean (True = keep); a {str(mask.dtype).removeprefix('torch.')} mask "
+                         f"is accepted only with entries exactly 0 or 1, got values like {bad}")
+    return mask != 0
+
+
+def check_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Validate masks against `model`: known prunable weights, matching shapes, boolean (see `as_bool`).
+    Returns them as BoolTensors on each weight's device."""
     targets = prunable(model)
     if not targets:
         raise ValueError(f"{type(model).__name__} has no prunable layer (Linear, Conv2d, Embedding or LSTM)")
+    if not isinstance(masks, dict):
+        raise ValueError(f"masks must be a dict of weight name → boolean tensor, got {type(masks).__name__}")
+    out = {}
     for name, mask in masks.items():
         if name not in targets:
             raise ValueError(f"mask for unknown weight {name!r}; the prunable weights are {sorted(targets)}")
-        shape = tuple(getattr(*targets[name]).shape)
-        if tuple(mask.shape) != shape:
-            raise ValueError(f"the mask for {name!r} has shape {tuple(mask.shape)} but the weight has shape {shape}")
-    return targets
+        weight = getattr(*targets[name])
+        mask = as_bool(mask, f"the mask for {name!r}")
+        if tuple(mask.shape) != tuple(weight.shape):
+            raise ValueError(f"the mask for {name!r} has shape {tuple(mask.shape)} but the weight has shape "
+                             f"{tuple(weight.shape)}")
+        out[name] = mask.to(weight.device)
+    return out
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     """Mask `model`'s weights in place (a second call replaces the masks it names). Returns the model."""
-    targets = _check(model, masks)
+    targets = prunable(model)
+    masks = check_masks(model, masks)
     for name, mask in masks.items():
         module, attr = targets[name]
         existing = _mask_of(module, attr)
         if existing is not None:
             existing.mask.copy_(mask)
         else:
-            parametrize.register_parametrization(module, attr, Mask(mask.to(getattr(module, attr).device)))
+            parametrize.register_parametrization(module, attr, Mask(mask))
     return model
 
 
@@ -100,15 +123,19 @@ def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def remove_masks(model: nn.Module, bake: bool = True) -> nn.Module:
-    """Drop every mask. With `bake` the masked weights stay zero; without, the original weights come back."""
+    """Drop every mask and gate (every parametrization of a prunable weight). With `bake` the weights keep what
+    the forward pass sees in eval mode (masked zeros, gates at their test-time value); without, the original
+    weights come back."""
+    training = model.training
+    model.eval()
     for module, attr in prunable(model).values():
-        if _mask_of(module, attr) is not None:
+        if parametrize.is_parametrized(module, attr):
             # A deep copy of a parametrized module shares its generated class, and removal deletes the weight's
             # property from that class, breaking every other copy. Give this module its own class first.
             cls = module.__class__
             module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             parametrize.remove_parametrizations(module, attr, leave_parametrized=bake)
-    return model
+    return model.train(training)
 
 
 def combine(*masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -143,7 +170,8 @@ def sparsity_report(model: nn.Module) -> list[dict]:
 
 
 def baked(model: nn.Module) -> nn.Module:
-    """A copy of `model` with its masks multiplied into plain weights: what a masked model costs when deployed
-    with a dense kernel (zeros are stored and multiplied, but no mask is applied on each call)."""
+    """A copy of `model` with its masks (and gates, at their test-time value) multiplied into plain weights: what
+    a masked model costs when deployed with a dense kernel (zeros are stored and multiplied, but no mask is
+    applied on each call)."""
     import copy
     return remove_masks(copy.deepcopy(model), bake=True)

@@ -1,7 +1,12 @@
-"""The networks of the lessons, built by name: LeNet MLPs, LeNet5-Caffe and a 2-layer LSTM language model.
+"""The networks of the lessons, built by name: LeNet MLPs, LeNet5-Caffe (with or without BatchNorm) and a 2-layer
+LSTM language model.
 
 Every model keeps its layers as plain attributes and calls them as plain functions in `forward`, so a student
-can read the computation in one glance and `compact` can rebuild a smaller model of the same class.
+can read the computation in one glance. Each also declares that computation once more as `chain()`: the layers in
+the order the forward pass applies them, with stateless modules standing for the functional steps (F.relu is
+nn.ReLU(), a flatten is nn.Flatten()). `structure` reads the chain to find which units are coupled, and `compact`
+to rebuild a smaller model of the same class; a test checks that running the chain computes what `forward` does.
+An `nn.Sequential` is its own chain.
 """
 
 from __future__ import annotations
@@ -24,9 +29,24 @@ class MLP(nn.Module):
         super().__init__()
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
             raise ValueError(f"sizes must list at least two positive layer widths, got {sizes}")
-        self.sizes = [int(s) for s in sizes]
+        sizes = [int(s) for s in sizes]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.register_buffer("input_index", input_index)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Units per layer, inputs first: [784, 300, 100, 10] for LeNet-300-100 (inputs read, after input_index)."""
+        return [self.layers[0].in_features, *(layer.out_features for layer in self.layers)]
+
+    def chain(self) -> list[tuple[str, nn.Module]]:
+        steps: list[tuple[str, nn.Module]] = [("", nn.Flatten())]
+        if self.input_index is not None:
+            steps.append(("", SelectInputs(self.input_index)))
+        for k, layer in enumerate(self.layers):
+            steps.append((f"layers.{k}", layer))
+            if k < len(self.layers) - 1:
+                steps.append(("", nn.ReLU()))
+        return steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
@@ -35,6 +55,17 @@ class MLP(nn.Module):
         for layer in self.layers[:-1]:
             x = F.relu(layer(x))
         return self.layers[-1](x)
+
+
+class SelectInputs(nn.Module):
+    """The chain step for an MLP's `input_index`: (B, features) → (B, len(index)), the features it reads."""
+
+    def __init__(self, index: torch.Tensor):
+        super().__init__()
+        self.register_buffer("index", index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(1, self.index)
 
 
 class LeNet5(nn.Module):
@@ -63,6 +94,33 @@ class LeNet5(nn.Module):
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = F.relu(self.fc1(x.flatten(1)))
         return self.fc2(x)
+
+    def chain(self) -> list[tuple[str, nn.Module]]:
+        return [("conv1", self.conv1), ("", nn.ReLU()), ("", nn.MaxPool2d(2)),
+                ("conv2", self.conv2), ("", nn.ReLU()), ("", nn.MaxPool2d(2)), ("", nn.Flatten()),
+                ("fc1", self.fc1), ("", nn.ReLU()), ("fc2", self.fc2)]
+
+
+class LeNet5BN(LeNet5):
+    """LeNet5-Caffe with BatchNorm after each conv (conv → BN → ReLU → pool), for network slimming (Liu et al.
+    2017), whose penalty acts on the BatchNorm scales γ."""
+
+    def __init__(self, conv1: int = 20, conv2: int = 50, fc1: int = 500, n_classes: int = 10,
+                 in_channels: int = 1, image_size: int = 28):
+        super().__init__(conv1, conv2, fc1, n_classes, in_channels, image_size)
+        self.bn1, self.bn2 = nn.BatchNorm2d(conv1), nn.BatchNorm2d(conv2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.fc2(x)
+
+    def chain(self) -> list[tuple[str, nn.Module]]:
+        steps = super().chain()
+        steps.insert(steps.index(("conv2", self.conv2)) + 1, ("bn2", self.bn2))
+        steps.insert(1, ("bn1", self.bn1))
+        return steps
 
 
 class LSTMLayer(nn.Module):
@@ -118,12 +176,17 @@ class LSTMLanguageModel(nn.Module):
             x, _ = rnn(x, None if states is None else states[k])
         return self.decoder(x)
 
+    def chain(self) -> list[tuple[str, nn.Module]]:
+        return [("embedding", self.embedding), *((f"rnns.{k}", rnn) for k, rnn in enumerate(self.rnns)),
+                ("decoder", self.decoder)]
+
 
 MODELS = {
     "lenet-300-100": lambda **kw: MLP([kw.pop("inputs", 784), 300, 100, kw.pop("classes", 10)], **kw),
     "lenet-500-300": lambda **kw: MLP([kw.pop("inputs", 784), 500, 300, kw.pop("classes", 10)], **kw),
     "mlp": MLP,
     "lenet5-caffe": LeNet5,
+    "lenet5-caffe-bn": LeNet5BN,
     "lstm-lm": LSTMLanguageModel,
 }
 

@@ -1,16 +1,25 @@
-"""Groups: the sets of weights that live or die together (a neuron, a filter, a channel, an LSTM hidden unit...).
+"""Structure: which weights live or die together, declared once for every model.
+
+A model's *chain* is its forward pass as an ordered list of (module name, module): `nn.Sequential` is its own
+chain, and the package's models declare theirs (`MLP.chain()`, ...). Between two weight layers (Linear, Conv2d,
+Embedding, LSTM) of a chain sit *units* — a layer's outputs: neurons, conv maps, embedding dimensions, LSTM hidden
+units. A unit is coupled to everything that must go with it: its row in the layer that makes it (every gate's row
+for an LSTM, and its column of the recurrent matrix), its entry in a BatchNorm in between, and its column in the
+layer that reads it (a block of columns after a flatten: one per position of the map). `units(model)` finds them
+once; `unit_groups`, `compact`, the group lasso, slimming and the gates all read that one declaration.
 
 A `Groups` object cuts one or several weight tensors into `n` groups. It stores, for each tensor it touches, a
 LongTensor (n, size) of flat indices: row g lists the weights of group g in that tensor. Computed once from the
 shapes, it serves every method the same way: `norms` scores the groups, `masks` turns a keep-decision into
-boolean masks, `penalty` is the group lasso. A group may span several tensors (an LSTM hidden unit touches rows
-of both weight matrices, a column of the recurrent matrix and a column of the next layer).
+boolean masks, `penalty` is the group lasso.
 
 Kinds, by layer type (Wen et al. 2016 for conv, Zhang & Ou 2018 and Wen et al. 2018 for LSTM):
     Linear   "outputs" (rows: a neuron's incoming weights), "inputs" (columns: a neuron's outgoing weights)
     Conv2d   "filters" W[n,:,:,:], "channels" W[:,c,:,:], "shapes" W[:,c,i,j], "layer" (all of it)
     LSTM     "untied" (rows of each gate matrix, and columns of each gate matrix separately),
              "tied" (rows, and columns of the four gates concatenated), "iss" (every weight of one hidden unit)
+    units    `unit_groups`: whole units with everything coupled to them ("inputs" of an MLP, "units" of a
+             Linear, "maps" of a conv, "iss" of an embedding or LSTM)
 """
 
 from __future__ import annotations
@@ -20,9 +29,144 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .models import LeNet5, LSTMLanguageModel, LSTMLayer
+from .models import LSTMLayer, SelectInputs
+
+WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, nn.Embedding, LSTMLayer)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU)
+POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+PASS_THROUGH = (*NORMS, *ACTIVATIONS, *POOLS, nn.Flatten, nn.Dropout, nn.Identity, SelectInputs)
+UNIT_KIND = {nn.Linear: "units", nn.Conv2d: "maps", nn.Embedding: "iss", LSTMLayer: "iss"}
 
 
+# ---------------------------------------------------------------------------------------------- the chain
+def _names(types) -> str:
+    return ", ".join(t.__name__ for t in types)
+
+
+def declares_chain(model: nn.Module) -> bool:
+    """Whether `model` has a chain: an nn.Sequential, or a model with a chain() method."""
+    return isinstance(model, nn.Sequential) or callable(getattr(model, "chain", None))
+
+
+def chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The forward pass of `model` as (module name, module) steps: an nn.Sequential's children (nested ones
+    flattened), or what the model declares with `chain()`. Every step must be a layer type the package knows."""
+    if isinstance(model, nn.Sequential):
+        steps = []
+        for name, child in model.named_children():
+            inner = chain(child) if isinstance(child, nn.Sequential) else [("", child)]
+            steps += [(f"{name}.{sub}" if sub else name, m) for sub, m in inner]
+    elif declares_chain(model):
+        steps = list(model.chain())
+    else:
+        raise ValueError(f"{type(model).__name__} declares no chain: use an nn.Sequential, or give the model a "
+                         "chain() method listing its layers in the order forward applies them")
+    for name, module in steps:
+        if not isinstance(module, WEIGHT_LAYERS + PASS_THROUGH):
+            raise ValueError(f"layer {name or '(unnamed)'!r} is a {type(module).__name__}, which the structured "
+                             f"path does not know; supported: {_names(WEIGHT_LAYERS)} (weights), "
+                             f"{_names(PASS_THROUGH)} (between them)")
+        if isinstance(module, nn.Conv2d) and module.groups != 1:
+            raise ValueError(f"layer {name!r}: grouped convolutions (groups={module.groups}) are not supported")
+    if not any(isinstance(m, WEIGHT_LAYERS) for _, m in steps):
+        raise ValueError(f"{type(model).__name__} has no weight layer ({_names(WEIGHT_LAYERS)})")
+    return steps
+
+
+def run_chain(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply the chain's steps one after another (what `forward` must compute; LSTM layers return their
+    output sequence). Used to check a model's declaration against its forward pass."""
+    for _, module in chain(model):
+        x = module(x)
+        if isinstance(module, LSTMLayer):
+            x = x[0]
+    return x
+
+
+def in_units(layer: nn.Module) -> int:
+    """How many units a weight layer reads: input features, channels, tokens (an Embedding) or LSTM inputs."""
+    return {nn.Linear: lambda m: m.in_features, nn.Conv2d: lambda m: m.in_channels,
+            nn.Embedding: lambda m: m.num_embeddings, LSTMLayer: lambda m: m.input_size}[_layer_type(layer)](layer)
+
+
+def out_units(layer: nn.Module) -> int:
+    """How many units a weight layer makes: neurons, conv maps, embedding dimensions or LSTM hidden units."""
+    return {nn.Linear: lambda m: m.out_features, nn.Conv2d: lambda m: m.out_channels,
+            nn.Embedding: lambda m: m.embedding_dim, LSTMLayer: lambda m: m.hidden_size}[_layer_type(layer)](layer)
+
+
+def _layer_type(module: nn.Module) -> type:
+    return next(t for t in WEIGHT_LAYERS if isinstance(module, t))
+
+
+@dataclass(frozen=True)
+class Units:
+    """A set of units and everything coupled to them.
+
+    producer: the module name of the layer that makes them (None for a network's inputs); between: the names of
+    per-unit modules after it (BatchNorm); reader: the layer that reads them (None for the network's outputs),
+    with `block` consecutive input columns per unit (the positions of a map after a flatten, else 1)."""
+
+    name: str
+    kind: str
+    size: int
+    producer: str | None
+    between: tuple[str, ...]
+    reader: str | None
+    block: int = 1
+
+
+def has_input_index(model: nn.Module) -> bool:
+    """Whether `model` selects the inputs it reads (an MLP's `input_index`), so that inputs can be removed."""
+    return "input_index" in getattr(model, "_buffers", {})
+
+
+def units(model: nn.Module) -> list[Units]:
+    """Every set of units in `model`'s chain, from the inputs to the outputs (see `Units`). The network's inputs
+    come first when the model can drop inputs (an MLP); its outputs last (reader None: never removed)."""
+    steps = chain(model)
+    weights = [k for k, (_, m) in enumerate(steps) if isinstance(m, WEIGHT_LAYERS)]
+    first_name, first = steps[weights[0]]
+    out = []
+    if has_input_index(model):
+        out.append(Units(f"{first_name}.inputs", "inputs", in_units(first), None, (), first_name, 1))
+    for a, b in zip(weights, [*weights[1:], None], strict=True):
+        name, producer = steps[a]
+        size = out_units(producer)
+        after = steps[a + 1:b] if b is not None else steps[a + 1:]
+        between = []
+        for bn_name, module in after:
+            if isinstance(module, NORMS):
+                if module.num_features != size:
+                    raise ValueError(f"{bn_name!r} normalises {module.num_features} features but {name!r} makes "
+                                     f"{size} units")
+                between.append(bn_name)
+        if b is None:
+            out.append(Units(f"{name}.outputs", "outputs", size, name, tuple(between), None))
+            break
+        reader_name, reader = steps[b]
+        if isinstance(reader, nn.Embedding):
+            raise ValueError(f"an Embedding ({reader_name!r}) can only be a chain's first weight layer")
+        reads = in_units(reader)
+        if reads % size:
+            raise ValueError(f"{reader_name!r} reads {reads} inputs, not a multiple of the {size} units that "
+                             f"{name!r} makes")
+        if reads != size and not isinstance(reader, nn.Linear):
+            raise ValueError(f"{reader_name!r} reads {reads} inputs but {name!r} makes {size} units")
+        kind = UNIT_KIND[_layer_type(producer)]
+        out.append(Units(f"{name}.{kind}", kind, size, name, tuple(between), reader_name, reads // size))
+    return out
+
+
+def widths(model: nn.Module) -> list[int]:
+    """Units at every boundary of the chain, inputs first: [784, 300, 100, 10] for LeNet-300-100,
+    [1, 20, 50, 500, 10] for LeNet5-Caffe (input channels, conv1 maps, conv2 maps, fc1 neurons, classes)."""
+    steps = [m for _, m in chain(model) if isinstance(m, WEIGHT_LAYERS)]
+    return [in_units(steps[0]), *(out_units(m) for m in steps)]
+
+
+# ---------------------------------------------------------------------------------------------- groups
 @dataclass(frozen=True)
 class Groups:
     """`n` groups over one or more weight tensors: `parts` holds (param name, param shape, (n, size) flat indices)."""
@@ -55,6 +199,16 @@ class Groups:
             mask = out.setdefault(name, torch.ones(shape, dtype=torch.bool))
             mask.view(-1)[idx[~keep].reshape(-1)] = False
         return out
+
+    def removed(self, masks: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Boolean (n,): which groups `masks` remove entirely (every weight of the group masked)."""
+        alive = torch.zeros(self.n, dtype=torch.bool)
+        for name, _, idx in self.parts:
+            if name in masks:
+                alive |= masks[name].reshape(-1)[idx].any(1)
+            else:
+                alive[:] = True
+        return ~alive
 
     def penalty(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Group lasso Σ_g √dim(θ_g)·‖θ_g‖₂ (Yuan & Lin 2006), differentiable."""
@@ -117,6 +271,44 @@ def make_groups(name: str, kind: str, *parts: tuple[str, tuple[int, ...], object
     return Groups(name, kind, built)
 
 
+def _param(prefix: str, attr: str) -> str:
+    return f"{prefix}.{attr}" if prefix else attr
+
+
+def _producer_parts(name: str, layer: nn.Module) -> list[tuple[str, tuple[int, ...], object]]:
+    """The weights that make each unit: rows of a Linear or conv, columns of an Embedding, every gate's row of an
+    LSTM's two matrices and the unit's own column of the recurrent one."""
+    if isinstance(layer, LSTMLayer):
+        return [(_param(name, "weight_ih"), tuple(layer.weight_ih.shape), unit_rows),
+                (_param(name, "weight_hh"), tuple(layer.weight_hh.shape), unit_rows_and_column)]
+    view = columns if isinstance(layer, nn.Embedding) else rows
+    return [(_param(name, "weight"), tuple(layer.weight.shape), view)]
+
+
+def _reader_parts(name: str, layer: nn.Module, block: int) -> list[tuple[str, tuple[int, ...], object]]:
+    """The weights that read each unit: columns (a block of them after a flatten), an LSTM's input columns."""
+    attr = "weight_ih" if isinstance(layer, LSTMLayer) else "weight"
+    shape = tuple(getattr(layer, attr).shape)
+    return [(_param(name, attr), shape, block_columns(block) if block > 1 else columns)]
+
+
+def unit_groups(model: nn.Module) -> list[Groups]:
+    """One `Groups` per removable set of units (`units`, outputs excluded): each group is a whole unit with every
+    weight coupled to it, so removing it deletes the unit from the network. MLP: its input pixels ("inputs") and
+    hidden neurons ("units"); conv nets: each conv map with what reads it ("maps"); the LSTM language model: the
+    embedding dimensions and hidden units ("iss", Wen et al. 2018's intrinsic sparse structures)."""
+    out = []
+    for u in units(model):
+        if u.reader is None:
+            continue
+        reader = model.get_submodule(u.reader)
+        parts = [] if u.producer is None else _producer_parts(u.producer, model.get_submodule(u.producer))
+        out.append(make_groups(u.name, u.kind, *parts, *_reader_parts(u.reader, reader, u.block)))
+    if not out:
+        raise ValueError(f"{type(model).__name__} has no removable units (it has a single weight layer)")
+    return out
+
+
 LINEAR_KINDS = {"outputs": rows, "inputs": columns}
 CONV_KINDS = {"filters": rows, "channels": columns, "shapes": fibres, "layer": whole}
 LSTM_KINDS = ("untied", "tied", "iss")
@@ -140,9 +332,8 @@ def layer_groups(model: nn.Module, kind: str) -> list[Groups]:
                                  f"{type(model).__name__} has none (layer {mname!r})")
             if kind in table:
                 shape = tuple(module.weight.shape)
-                pname = f"{mname}.weight" if mname else "weight"  # the model itself may be the layer
                 gname = f"{mname or type(module).__name__}.{kind}"
-                out.append(make_groups(gname, kind, (pname, shape, table[kind])))
+                out.append(make_groups(gname, kind, (_param(mname, "weight"), shape, table[kind])))
     else:
         choices = sorted([*LINEAR_KINDS, *CONV_KINDS, *LSTM_KINDS])
         raise ValueError(f"unknown group kind {kind!r}; choose from {choices}")
@@ -164,61 +355,15 @@ def _lstm_groups(model: nn.Module, kind: str) -> list[Groups]:
     if not layers:
         raise ValueError(f"{kind!r} groups are for LSTM layers; {type(model).__name__} has none")
     if kind == "iss":
-        if not isinstance(model, LSTMLanguageModel):
-            raise ValueError("'iss' groups span a layer and its successor: build them on an LSTMLanguageModel")
-        return iss_groups(model)
+        if isinstance(model, LSTMLayer):
+            raise ValueError("'iss' groups span a layer and its successor: build them on a language model")
+        return [g for g in unit_groups(model) if g.kind == "iss"]
     out = []
     for lname, layer in layers:
-        prefix = f"{lname}." if lname else ""
         col_view = gate_columns if kind == "untied" else columns
-        for pname in ("weight_ih", "weight_hh"):
-            shape = tuple(getattr(layer, pname).shape)
-            out.append(make_groups(f"{prefix}{pname}.rows", kind, (f"{prefix}{pname}", shape, rows)))
-            out.append(make_groups(f"{prefix}{pname}.columns", kind, (f"{prefix}{pname}", shape, col_view)))
-    return out
-
-
-def iss_groups(model: LSTMLanguageModel) -> list[Groups]:
-    """Intrinsic sparse structures (Wen et al. 2018): one group per embedding dimension and per hidden unit.
-
-    Embedding dim e: column e of the embedding and of the first layer's weight_ih. Hidden unit k of layer l: its
-    row in every gate of weight_ih and weight_hh, column k of weight_hh, and column k of what reads it next (the
-    next layer's weight_ih or the decoder). Removing a group shrinks the hidden size itself.
-    """
-    emb = tuple(model.embedding.weight.shape)
-    first = tuple(model.rnns[0].weight_ih.shape)
-    out = [make_groups("embedding.iss", "iss", ("embedding.weight", emb, columns),
-                       ("rnns.0.weight_ih", first, columns))]
-    for k, rnn in enumerate(model.rnns):
-        reader = f"rnns.{k + 1}.weight_ih" if k + 1 < len(model.rnns) else "decoder.weight"
-        reader_shape = tuple(model.get_parameter(reader).shape)
-        ih, hh = tuple(rnn.weight_ih.shape), tuple(rnn.weight_hh.shape)
-        out.append(make_groups(f"rnns.{k}.iss", "iss",
-                               (f"rnns.{k}.weight_ih", ih, unit_rows),
-                               (f"rnns.{k}.weight_hh", hh, unit_rows_and_column),
-                               (reader, reader_shape, columns)))
-    return out
-
-
-def lenet5_channel_groups(model: LeNet5) -> list[Groups]:
-    """Per conv filter: the filter itself and everything that reads its output map (next conv's channel, or the
-    block of fc1 columns after the flatten). Removing one removes a whole feature map."""
-    c1, c2, f1 = (tuple(m.weight.shape) for m in (model.conv1, model.conv2, model.fc1))
-    per_map = model.side * model.side
-    return [make_groups("conv1.maps", "filters", ("conv1.weight", c1, rows), ("conv2.weight", c2, columns)),
-            make_groups("conv2.maps", "filters", ("conv2.weight", c2, rows),
-                        ("fc1.weight", f1, block_columns(per_map)))]
-
-
-def mlp_unit_groups(model: nn.Module) -> list[Groups]:
-    """Whole units of an MLP: each input pixel (its column in the first layer) and each hidden neuron (its row of
-    incoming weights and its column of outgoing weights). Removing one deletes the unit from the network."""
-    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"{type(model).__name__} has no Linear layer")
-    name, first = linears[0]
-    out = [make_groups(f"{name}.inputs", "units", (f"{name}.weight", tuple(first.weight.shape), columns))]
-    for (name, layer), (next_name, reader) in zip(linears[:-1], linears[1:], strict=True):
-        out.append(make_groups(f"{name}.units", "units", (f"{name}.weight", tuple(layer.weight.shape), rows),
-                               (f"{next_name}.weight", tuple(reader.weight.shape), columns)))
+        for attr in ("weight_ih", "weight_hh"):
+            pname = _param(lname, attr)
+            shape = tuple(getattr(layer, attr).shape)
+            out.append(make_groups(f"{pname}.rows", kind, (pname, shape, rows)))
+            out.append(make_groups(f"{pname}.columns", kind, (pname, shape, col_view)))
     return out

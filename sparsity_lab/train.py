@@ -4,8 +4,12 @@
     history = fit(model, (x, y), optimizer=SGLD(model.parameters(), ...), penalty=group_lasso)
 
 A penalty is a function `model -> scalar tensor` added to the minibatch *mean* loss. A callback is a function
-`state -> None` called after every optimiser step (proximal steps, sample collectors, live plots). If the loss turns
-NaN or infinite, training stops with `DivergenceError` naming the step and the learning rate.
+`state -> None` called after every optimiser step (proximal steps, sample collectors, live plots). Gates in the
+model (`sparsity_lab.gates`) take part by themselves: their penalties join the loss, and each gate's
+`after_step(optimizer)` runs after every optimiser step, before the callbacks. If the loss turns NaN or infinite,
+training stops with `DivergenceError` naming the step and the learning rate.
+
+    history = sgd_stages(model, data, ((10, 0.1), (3, 0.01)))          # SGD + momentum, a step schedule
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+
+from .gates import gates
 
 
 class DivergenceError(RuntimeError):
@@ -51,7 +57,8 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> to
     return F.cross_entropy(model(x), y)
 
 
-def _as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
+def as_tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training tensors (x, y) of a Dataset, or an (x, y) pair as given."""
     if hasattr(data, "x_train"):
         return data.x_train, data.y_train
     if isinstance(data, tuple | list) and len(data) == 2:
@@ -85,7 +92,7 @@ def fit(
     optimizer defaults to plain SGD with `lr`. The minibatch order comes from `seed`. If `test_data` is given,
     each epoch's summary has its test accuracy and NLL (see `evaluate`).
     """
-    x, y = _as_tensors(data)
+    x, y = as_tensors(data)
     if not isinstance(epochs, numbers.Integral) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
     if not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= len(x):
@@ -96,6 +103,7 @@ def fit(
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     callbacks = list(callbacks)
     model.to(device)
+    model_gates = list(gates(model).values())
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(x) / batch_size)
     history = History()
@@ -111,6 +119,8 @@ def fit(
             loss = loss_fn(model, xb, yb)
             if penalty is not None:
                 loss = loss + penalty(model)
+            for gate in model_gates:
+                loss = loss + gate.penalty()
             step += 1
             value = loss.item()
             if not math.isfinite(value):
@@ -121,6 +131,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            for gate in model_gates:
+                gate.after_step(optimizer)
             history.losses.append(value)
             epoch_loss += value
             state = TrainState(model, optimizer, step, epoch, value, k == steps_per_epoch - 1, steps_per_epoch)
@@ -152,3 +164,25 @@ def evaluate(model: nn.Module, data, batch_size: int = 1024, device="cpu") -> di
     accuracy = (probs.argmax(1) == y).double().mean().item()
     nll = -torch.log(probs[torch.arange(len(y)), y].clamp_min(1e-12)).mean().item()
     return {"accuracy": accuracy, "error": 100 * (1 - accuracy), "nll": nll}
+
+
+def sgd_stages(model: nn.Module, data, stages, *, penalty=None, callbacks=(), weight_decay: float = 0.0,
+               momentum: float = 0.9, batch_size: int = 128, seed: int = 0, progress: bool = False,
+               device: str | torch.device = "cpu", params=None) -> History:
+    """Train in place with SGD + momentum through `stages`, a sequence of (epochs, lr): a step schedule.
+
+    weight_decay is an L2 penalty on every parameter (SSL's R(W)); params: what SGD updates (default every
+    parameter of the model). Returns the joined History."""
+    if not stages or any(int(e) < 1 or not lr > 0 for e, lr in stages):
+        raise ValueError(f"stages must be a non-empty sequence of (epochs ≥ 1, lr > 0), got {stages!r}")
+    optimizer = torch.optim.SGD(model.parameters() if params is None else params, lr=stages[0][1],
+                                momentum=momentum, weight_decay=weight_decay)
+    history = History()
+    for k, (epochs, lr) in enumerate(stages):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        part = fit(model, data, epochs=int(epochs), batch_size=batch_size, optimizer=optimizer, penalty=penalty,
+                   callbacks=callbacks, seed=seed + k, progress=progress, device=device)
+        history.losses += part.losses
+        history.epochs += part.epochs
+    return history

@@ -7,14 +7,10 @@ q3 (experiment)  the speed-up of a compacted neuron-pruned network at batch 1 vs
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from .. import cost, models
-from ..compact import compact
-from ..masks import apply_masks
-from ..methods.saliency import magnitude_prune
+from ..methods.magnitude import magnitude_prune
 from . import AllOf, Case, Exercise, Function, Holds, Range, Record, Value
 
 # q1: 5 rows (this layer's neurons) × 6 columns (its inputs); three rows and three columns hold every nonzero.
@@ -109,7 +105,7 @@ def _q2_cases() -> list[Case]:
 def _example_batch_speedups() -> dict[str, float]:
     """The q3 experiment on an untrained LeNet-300-100 (timing does not depend on the trained values)."""
     model = models.build("lenet-300-100", seed=0)
-    small_neurons = compact(apply_masks(copy.deepcopy(model), magnitude_prune(model, 0.9, unit="neuron")))
+    small_neurons = magnitude_prune(model, 0.9, unit="neuron").compact()
     x_bench = torch.rand(1024, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     return {f"batch_{n}": cost.latency(model, x_bench[:n]) / cost.latency(small_neurons, x_bench[:n])
             for n in (1, 1024)}

@@ -14,8 +14,9 @@ import torch
 
 from .. import cost, models
 from ..compact import compact
-from ..masks import apply_masks
+from ..masks import apply_masks, effective_weights
 from ..methods.group_lasso import group_lasso, resolve_groups
+from ..structure import widths
 from . import AllOf, Exercise, Holds, Range, Record, Value
 
 # q1: three groups of four weights (one per row); one step with learning rate η and penalty weight λ.
@@ -78,22 +79,24 @@ def _example_l1_run() -> dict[str, float]:
     model = models.build("lenet-500-300", seed=0)
     l1 = copy.deepcopy(model)
     group_lasso(l1, {"weights": 1.0}).prox_(l1, 0.03)  # one big step: every |w| ≤ 0.03 becomes exactly 0
-    sizes = compact(l1).sizes
+    small = compact(l1)
     x = torch.rand(1024, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    seconds = cost.compare_latency({"dense": model, "compact": compact(l1)}, x, rounds=3)
-    nonzero = sum(int((p != 0).sum()) for n, p in l1.named_parameters() if n.endswith("weight"))
-    return {"sparsity": 1 - nonzero / 545_000, "hidden_removed": 1 - (sizes[1] + sizes[2]) / 800,
+    seconds = cost.compare_latency({"dense": model, "compact": small}, x, rounds=3)
+    weights = effective_weights(l1)
+    nonzero = sum(int((w != 0).sum()) for w in weights.values())
+    hidden = sum(widths(model)[1:-1])
+    return {"sparsity": 1 - nonzero / sum(w.numel() for w in weights.values()),
+            "hidden_removed": 1 - sum(widths(small)[1:-1]) / hidden,
             "speedup": seconds["dense"] / seconds["compact"]}
 
 
 Q3_SOLUTION = """\
-l1 = copy.deepcopy(dense)
-l1_result = gl.ssl_train(l1, digits, gl.group_lasso(l1, {"weights": L1_LAMBDA}), ((2, 0.05),), **mlp.sgd(SEED))
-l1_small = compact(l1, l1_result.masks)
+l1 = gl.ssl_train(dense, digits, gl.group_lasso(dense, {"weights": L1_LAMBDA}), ((2, 0.05),), **recipe.mlp.sgd(SEED))
+l1_small = l1.compact()
 seconds = cost.compare_latency({"dense": dense, "compact": l1_small}, x_bench, THREADS)
-nonzero = sum(int(m.sum()) for m in l1_result.masks.values())
-return {"sparsity": 1 - nonzero / 545_000,
-        "hidden_removed": 1 - (l1_small.sizes[1] + l1_small.sizes[2]) / 800,
+hidden = widths(dense)[1:-1]                                   # the hidden layers' neurons, 500 and 300
+return {"sparsity": l1.sparsity,
+        "hidden_removed": 1 - sum(widths(l1_small)[1:-1]) / sum(hidden),
         "speedup": seconds["dense"] / seconds["compact"]}
 
 L1 zeroes single weights wherever they are small. Almost every neuron keeps at least one nonzero incoming or

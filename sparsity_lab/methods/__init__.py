@@ -1,10 +1,20 @@
-"""Methods, one module per family.
+"""Methods, one module per family, all behind one contract (base.py) and one registry (registry.py).
 
-saliency     scores → masks: magnitude, OBD, OBS, Kron-OBD / Kron-OBS (MLP units, conv filters), filter L1
-hessian      the curvature they need: Hessian diagonals, Gauss–Newton, empirical Fisher, K-FAC, inverses
-obs          Optimal Brain Surgeon's compensating update, one weight or a block at a time
-lottery      iterative magnitude pruning with rewinding, and its controls
-group_lasso  group penalties, the proximal step, Structured Sparsity Learning
-slimming     network slimming: L1 on BatchNorm scales
-sgmcmc       SGLD, pSGLD, SGHMC samplers and a sample collector
+base          MethodResult, Method, the two score selectors, pruning paths
+magnitude     magnitude by weight / neuron / filter, filter L1
+second_order  OBD, OBS, Kron-OBD and Kron-OBS (the curvature comes from sparsity_lab.curvature)
+obs           Optimal Brain Surgeon's algebra: the compensating update, one weight or a block at a time
+lottery       iterative magnitude pruning with rewinding, and its controls
+group_lasso   group penalties, the proximal step, Structured Sparsity Learning
+slimming      network slimming: L1 on BatchNorm scales
+sss           sparse structure selection: a learned scaling factor per unit (a gate)
+sgmcmc        SGLD, pSGLD, SGHMC samplers and a sample collector
+registry      METHODS: name → Method
+
+    from sparsity_lab.methods import METHODS, MethodResult
 """
+
+from .base import Method, MethodResult, select_groups, select_weights
+from .registry import METHODS
+
+__all__ = ["METHODS", "Method", "MethodResult", "select_groups", "select_weights"]

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..masks import apply_masks, baked, check_sparsity, effective_weights
 from ..train import TrainState, evaluate, fit
+from .base import MethodResult
 
 CONTROLS = ("reinit", "random mask")
 
@@ -71,12 +72,22 @@ class LotteryRun:
 
     sparsity[r]: fraction of the prunable weights removed in round r; masks[r]: the ticket's masks;
     rewind: the state dict each round starts from (θ₀, or the dense run's weights after `rewind_step`
-    steps)."""
+    steps); final: variant → (its trained network, its masks) in the last round."""
 
     sparsity: list[float] = field(default_factory=list)
     error: dict[str, list[float]] = field(default_factory=dict)
     masks: list[dict[str, torch.Tensor]] = field(default_factory=list)
     rewind: dict[str, torch.Tensor] = field(default_factory=dict)
+    final: dict[str, tuple[nn.Module, dict[str, torch.Tensor]]] = field(default_factory=dict)
+
+    def result(self, variant: str = "ticket") -> MethodResult:
+        """The last round of one variant ("ticket", "reinit", "random mask") as a MethodResult: its trained network
+        (masks baked) and its masks; details["run"] is this whole run, for the curves."""
+        if variant not in self.final:
+            raise ValueError(f"variant must be one of {sorted(self.final)}, got {variant!r}")
+        net, masks = self.final[variant]
+        name = {"ticket": "lottery-ticket", "reinit": "lottery-reinit", "random mask": "lottery-random-mask"}
+        return MethodResult(name[variant], baked(net), masks, details={"run": self})
 
 
 def lottery_tickets(model: nn.Module, data, rounds: int = 5, rate: float = 0.2,
@@ -92,6 +103,9 @@ def lottery_tickets(model: nn.Module, data, rounds: int = 5, rate: float = 0.2,
     (default `data`'s test split). Every training run uses the same minibatch order (`seed`)."""
     if rounds < 0:
         raise ValueError(f"rounds must be ≥ 0, got {rounds}")
+    check_sparsity(rate, "rate")
+    if output_rate is not None:
+        check_sparsity(output_rate, "output_rate")
     unknown = set(controls) - set(CONTROLS)
     if unknown:
         raise ValueError(f"controls must be among {CONTROLS}, got {sorted(unknown)}")
@@ -120,12 +134,27 @@ def lottery_tickets(model: nn.Module, data, rounds: int = 5, rate: float = 0.2,
         run.sparsity.append(removed)
         run.masks.append(masks)
         run.error["ticket"].append(error)
+        run.final["ticket"] = (trained, masks)
         if "reinit" in controls:
-            fresh = reinitialised(model, seed + 1000 + r)
-            run.error["reinit"].append(error if r == 0 else train(fresh, masks)[1])
+            fresh = (trained, error) if r == 0 else train(reinitialised(model, seed + 1000 + r), masks)
+            run.error["reinit"].append(fresh[1])
+            run.final["reinit"] = (fresh[0], masks)
         if "random mask" in controls:
-            run.error["random mask"].append(
-                error if r == 0 else train(rewind_to, random_masks_like(masks, seed + 2000 + r))[1])
+            random = masks if r == 0 else random_masks_like(masks, seed + 2000 + r)
+            other = (trained, error) if r == 0 else train(rewind_to, random)
+            run.error["random mask"].append(other[1])
+            run.final["random mask"] = (other[0], random)
         masks = prune_survivors(effective_weights(trained), masks, rates)
     run.rewind = copy.deepcopy(rewind_to.state_dict())
     return run
+
+
+def lottery(model: nn.Module, data, *, variant: str = "ticket", rounds: int = 5, rate: float = 0.2,
+            seed: int = 0, **options) -> MethodResult:
+    """Iterative magnitude pruning with rewinding from the untrained `model` (`lottery_tickets`), returning one
+    variant's last round: "ticket" (the mask with its initial values), or a control, "reinit" (the same mask, new
+    initial values) or "random mask" (a random mask with the same per-layer counts)."""
+    controls = () if variant == "ticket" else (variant,)
+    if variant != "ticket" and variant not in CONTROLS:
+        raise ValueError(f"variant must be 'ticket' or one of {CONTROLS}, got {variant!r}")
+    return lottery_tickets(model, data, rounds, rate, controls=controls, seed=seed, **options).result(variant)

@@ -19,11 +19,10 @@ salient weights. `kron_obs_columns` removes whole units with K-FAC's Kronecker-f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..masks import check_sparsity
+from .base import PruningPath
 
 
 def _check(theta: torch.Tensor, h_inv: torch.Tensor) -> None:
@@ -62,18 +61,6 @@ def pin_to_zero_(h_inv: torch.Tensor, q) -> torch.Tensor:
     h_inv[q] = 0.0
     h_inv[:, q] = 0.0
     return h_inv
-
-
-@dataclass
-class PruningPath:
-    """Weights after pruning to each of `sparsities` (ascending fractions of all the weights pruned over).
-
-    states[k]: name → weight tensor (zeros where removed, OBS's moves included); predicted[k]: the summed
-    predicted loss increase of the weights removed so far (NaN for criteria that predict none)."""
-
-    sparsities: list[float]
-    states: list[dict[str, torch.Tensor]]
-    predicted: list[float]
 
 
 class _Block:
@@ -155,30 +142,39 @@ def _assemble(blocks: list[_Block], weights: dict[str, torch.Tensor]) -> dict[st
 
 
 def kron_obs_columns(w: torch.Tensor, s: torch.Tensor, a_inv: torch.Tensor, n_remove: int,
-                     protected: list[int] = ()) -> tuple[torch.Tensor, list[int], float]:
-    """Kron-OBS (Wang et al. 2019): remove `n_remove` whole input units of a Linear layer, one at a time,
-    moving the rest of the layer to make up for each.
+                     protected: list[int] = (), block: int = 1) -> tuple[torch.Tensor, list[int], float]:
+    """Kron-OBS (Wang et al. 2019): remove `n_remove` whole input units of a layer, one at a time, moving the
+    rest of the layer to make up for each.
 
-    w: (out, in) weights (columns = input units; append the bias as a column and use homogeneous A to let the
-    bias compensate too); s: (out, out) and a_inv: (in, in) = (A + damping·I)⁻¹, from the K-FAC factors of the
-    layer's Hessian S ⊗ A. Removing column j costs ½·c_jᵀ·S·c_j / [A⁻¹]_jj and moves W by
-    −c_j·(A⁻¹e_j)ᵀ / [A⁻¹]_jj: OBS with a Kronecker-factored Hessian, where S drops out of the move. Columns
-    in `protected` (the bias) are never removed. Returns (new w, its removed columns exactly 0; the removed
-    indices in order; the summed cost)."""
-    w, a_inv = w.clone(), a_inv.clone()
-    candidates = torch.ones(w.shape[1], dtype=torch.bool)
-    candidates[list(protected)] = False
-    if not 0 <= n_remove <= int(candidates.sum()):
-        raise ValueError(f"n_remove must be between 0 and {int(candidates.sum())} (the removable columns), "
-                         f"got {n_remove}")
+    w: (out, in) weights, a conv's viewed as (out, in·kh·kw); a unit is `block` consecutive columns (1 for a
+    Linear, kh·kw for a conv's input channel, the positions of a map for a Linear after a flatten). Append the
+    bias as a column, protected, and use homogeneous A to let the bias compensate too. s: (out, out) and a_inv:
+    (in, in) = (A + damping·I)⁻¹, from the K-FAC factors of the layer's Hessian S ⊗ A. Removing unit Q (its
+    columns) costs ½·tr(S·W_Q·M·W_Qᵀ) with M = ([A⁻¹]_QQ)⁻¹ and moves W by −W_Q·M·[A⁻¹]_Q,: — OBS's block formula
+    with a Kronecker-factored Hessian, where S drops out of the move; for one column, ½·c_jᵀ·S·c_j / [A⁻¹]_jj and
+    −c_j·(A⁻¹e_j)ᵀ / [A⁻¹]_jj. Columns in `protected` are never removed. Returns (new w, the removed units'
+    columns exactly 0; the removed unit indices in order; the summed cost)."""
+    w, a_inv, protected = w.clone(), a_inv.clone(), set(protected)
+    free = [c for c in range(w.shape[1]) if c not in protected]
+    if block < 1 or len(free) % block:
+        raise ValueError(f"block must divide the {len(free)} unprotected columns, got {block}")
+    units = torch.tensor(free).view(-1, block)
+    candidates = torch.ones(len(units), dtype=torch.bool)
+    if not 0 <= n_remove <= len(units):
+        raise ValueError(f"n_remove must be between 0 and {len(units)} (the removable units), got {n_remove}")
     removed, total = [], 0.0
     for _ in range(n_remove):
-        cost = 0.5 * torch.einsum("oj,op,pj->j", w, s, w) / a_inv.diagonal()
-        j = int(torch.where(candidates, cost, torch.inf).argmin())
-        w -= torch.outer(w[:, j], a_inv[j]) / a_inv[j, j]
-        w[:, j] = 0.0
-        pin_to_zero_(a_inv, j)
+        alive = candidates.nonzero().squeeze(1)
+        q_all = units[alive]                                                        # (units left, b)
+        x = w[:, q_all].permute(1, 0, 2)                                            # W_Q per unit: (u, out, b)
+        moves = torch.linalg.solve(a_inv[q_all.unsqueeze(2), q_all.unsqueeze(1)], x.transpose(1, 2))  # M·W_Qᵀ
+        cost = 0.5 * torch.einsum("uob,ubp,po->u", x, moves, s)
+        best = int(cost.argmin())
+        j, q = int(alive[best]), units[alive[best]]
+        w -= moves[best].t() @ a_inv[q]
+        w[:, q] = 0.0
+        pin_to_zero_(a_inv, q)
         candidates[j] = False
         removed.append(j)
-        total += float(cost[j])
+        total += float(cost[best])
     return w, removed, total

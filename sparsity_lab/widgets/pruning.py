@@ -8,11 +8,12 @@ import ipywidgets as W
 import plotly.graph_objects as go
 import torch
 
-from ..compact import CSRMLP, compact
+from ..compact import compact
 from ..cost import compare_latency, count_parameters, flops
 from ..masks import apply_masks, baked, effective_weights
-from ..methods.saliency import magnitude_prune
+from ..methods.magnitude import magnitude_prune
 from ..plots.pruning import receptive_fields, tile
+from ..sparse_inference import CSRMLP
 from ..train import evaluate
 
 UNITS = {"weights (unstructured)": "weight", "neurons (structured)": "neuron"}
@@ -65,7 +66,7 @@ class PruningExplorer:
 
     def update(self, *_):
         unit = UNITS[self.unit.value]
-        apply_masks(self.masked, magnitude_prune(self.model, self.sparsity.value, unit))
+        apply_masks(self.masked, magnitude_prune(self.model, self.sparsity.value, unit).masks)
         mask = (effective_weights(self.masked)["layers.0.weight"] != 0).float().numpy()
         fresh = receptive_fields(mask)
         with self.figure.batch_update():

@@ -8,8 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from ..methods.obs import PruningPath, obs_saliency, obs_update
-from ..methods.saliency import pruned_copy
+from ..methods.base import PruningPath, pruned_copy
+from ..methods.obs import obs_saliency, obs_update
 from ..plots.pruning import receptive_fields
 from ..plots.saliency import quadratic_bowl
 from ..train import evaluate

@@ -17,16 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from sparsity_lab.compact import CSRMLP, IndexListLSTMLanguageModel, assert_equivalent, compact, max_difference
+from sparsity_lab.compact import assert_equivalent, compact, max_difference
+from sparsity_lab.sparse_inference import CSRMLP, IndexListLSTMLanguageModel
 from sparsity_lab.masks import apply_masks, combine, effective_weights, get_masks
 from sparsity_lab.models import MLP, LeNet5, LSTMLanguageModel
-from sparsity_lab.structure import (
-    iss_groups,
-    layer_groups,
-    lenet5_channel_groups,
-    mlp_unit_groups,
-    neuron_groups,
-)
+from sparsity_lab.structure import layer_groups, neuron_groups, unit_groups
 
 TOL = 1e-5
 PROPERTY = settings(max_examples=40, deadline=None, database=None)
@@ -194,13 +189,13 @@ def mlp_masks(model: MLP, kind: str, g: torch.Generator) -> dict:
     if kind == "random":
         return random_masks(model, g)
     if kind == "units":
-        return group_masks(mlp_unit_groups(model), g)[0]
+        return group_masks(unit_groups(model), g)[0]
     if kind == "neurons":
         return group_masks(neuron_groups(model), g)[0]
     if kind == "rows":
         return group_masks(layer_groups(model, "outputs"), g)[0]
     if kind == "units+random":
-        return combine(group_masks(mlp_unit_groups(model), g)[0], random_masks(model, g, density=0.7))
+        return combine(group_masks(unit_groups(model), g)[0], random_masks(model, g, density=0.7))
     masks = random_masks(model, g, density=pick((0.5, 1.0), g))
     if kind == "dead layer":
         k = int(torch.randint(len(model.layers), (1,), generator=g))
@@ -235,7 +230,7 @@ def test_mlp_compaction_is_exact_and_minimal(sizes, kind, seed):
 def test_mlp_unit_masks_leave_exactly_the_kept_units(sizes, seed):
     g = torch.Generator().manual_seed(seed)
     model = make_mlp(sizes, g)
-    masks, kept = group_masks(mlp_unit_groups(model), g, at_least_one=True)
+    masks, kept = group_masks(unit_groups(model), g, at_least_one=True)
     small = check_compaction(model, masks, torch.randn(4, sizes[0], generator=g))
     assert small.sizes == [*kept, sizes[-1]]
     if small.input_index is not None:
@@ -303,8 +298,8 @@ def lenet5_masks(model: LeNet5, kind: str, g: torch.Generator) -> dict:
     if kind == "random":
         return random_masks(model, g)
     if kind == "maps":
-        return combine(group_masks(lenet5_channel_groups(model), g)[0],
-                       group_masks(mlp_unit_groups(model)[1:], g)[0])
+        return combine(group_masks(unit_groups(model)[:2], g)[0],
+                       group_masks(unit_groups(model)[2:], g)[0])
     if kind in ("filters", "channels", "shapes"):
         return combine(group_masks(layer_groups(model, kind), g)[0],
                        group_masks(layer_groups(model, pick(("outputs", "inputs"), g)), g)[0])
@@ -339,8 +334,8 @@ def test_lenet5_map_masks_leave_exactly_the_kept_maps():
     g = torch.Generator().manual_seed(3)
     for _ in range(5):
         model = make_lenet5(g, 5, 6, 7, 3, 1, 16)
-        maps, kept_maps = group_masks(lenet5_channel_groups(model), g, at_least_one=True)
-        units, kept_units = group_masks(mlp_unit_groups(model)[1:], g, at_least_one=True)
+        maps, kept_maps = group_masks(unit_groups(model)[:2], g, at_least_one=True)
+        units, kept_units = group_masks(unit_groups(model)[2:], g, at_least_one=True)
         small = check_compaction(model, combine(maps, units), torch.rand(2, 1, 16, 16, generator=g))
         assert sizes_of(small) == [*kept_maps, *kept_units, 3]
         assert small.fc1.in_features == kept_maps[1] * 1 * 1  # a 16-pixel image leaves 1×1 maps
@@ -426,7 +421,7 @@ def test_index_list_lstm_matches_the_masked_model(vocab, embedding, hidden, step
 def test_iss_masks_leave_exactly_the_kept_units(hidden, embedding, seed):
     g = torch.Generator().manual_seed(seed)
     model = make_lm(g, 5, embedding, hidden)
-    masks, kept = group_masks(iss_groups(model), g, at_least_one=True)
+    masks, kept = group_masks(unit_groups(model), g, at_least_one=True)
     small = check_compaction(model, masks, torch.randint(5, (3, 2), generator=g))
     assert sizes_of(small) == kept
 
@@ -485,9 +480,20 @@ def test_applied_and_passed_masks_combine():
     assert small.sizes == expected_mlp_sizes(model, both)
 
 
+class Undeclared(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
 def test_compact_errors():
-    with pytest.raises(ValueError, match="MLP, LeNet5 and LSTMLanguageModel"):
-        compact(nn.Sequential(nn.Linear(3, 2)))
+    with pytest.raises(ValueError, match=r"'1' is a Softmax.*supported: Linear, Conv2d"):
+        compact(nn.Sequential(nn.Linear(3, 2), nn.Softmax(dim=1)))
+    with pytest.raises(ValueError, match="Undeclared declares no chain"):
+        compact(Undeclared())
     with pytest.raises(ValueError, match="no prunable layer"):
         compact(nn.ReLU())
     with pytest.raises(ValueError, match="layers.0.weight"):

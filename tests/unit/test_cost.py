@@ -10,7 +10,7 @@ from sparsity_lab.compact import compact
 from sparsity_lab.cost import count_parameters, flops, latency, matrix_flops
 from sparsity_lab.masks import apply_masks, combine
 from sparsity_lab.models import MLP, LeNet5, build
-from sparsity_lab.structure import mlp_unit_groups
+from sparsity_lab.structure import unit_groups
 
 
 def ones(*shape):
@@ -62,7 +62,7 @@ def test_submatrix_flops_are_what_compaction_reaches_for_unit_masks():
     g = torch.Generator().manual_seed(0)
     kept = [7, 5, 2]
     masks = combine(*[grp.masks(torch.randperm(grp.n, generator=g) < k)
-                      for grp, k in zip(mlp_unit_groups(mlp), kept, strict=True)])
+                      for grp, k in zip(unit_groups(mlp), kept, strict=True)])
     masked = apply_masks(copy.deepcopy(mlp), masks)
     x = torch.rand(1, 10)
     by_hand = 7 * 5 + 5 * 2 + 2 * 3

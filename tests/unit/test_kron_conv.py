@@ -10,7 +10,7 @@ from torch import nn
 from torch.func import functional_call, jacrev
 
 from sparsity_lab import compact, masks, models
-from sparsity_lab.methods import hessian as H
+from sparsity_lab import curvature as H
 from sparsity_lab.methods import saliency as S
 
 

@@ -27,10 +27,10 @@ def test_index_list_model_moves_with_to_and_saves_its_lists():
     from sparsity_lab import compact, structure
 
     lm = models.build("lstm-lm", vocab=20, embedding=6, hidden=(8, 5))
-    groups = structure.iss_groups(lm)
+    groups = structure.unit_groups(lm)
     g = torch.Generator().manual_seed(1)
     masks.apply_masks(lm, masks.combine(*[gr.masks(torch.rand(gr.n, generator=g) > 0.4) for gr in groups]))
-    index_list = compact.IndexListLSTMLanguageModel(lm)
+    index_list = sparse_inference.IndexListLSTMLanguageModel(lm)
     state = index_list.state_dict()
     assert {"embedding", "decoder_cols", "layer0_rows_ih", "layer1_cols_hh"} <= set(state)
     index_list.to(torch.float64)

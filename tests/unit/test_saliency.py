@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsity_lab import compact, masks, models
-from sparsity_lab.methods import hessian as H
+from sparsity_lab import curvature as H
 from sparsity_lab.methods import saliency as S
 from sparsity_lab.methods.obs import kron_obs_columns, obs_path
 
@@ -152,7 +152,7 @@ def test_obs_refuses_what_does_not_fit_naming_the_size():
 def test_kron_obd_scores_are_the_kfac_quadratic_and_exact_for_one_example():
     model, x, y = small_problem(6, sizes=(6, 5, 4, 3))
     scored = S.kron_obd_unit_scores(model, x[:1])
-    assert [g.name for g, _ in scored] == [g.name for g in S.mlp_unit_groups(model)]
+    assert [g.name for g, _ in scored] == [g.name for g in S.unit_groups(model)]
     for k, (_, scores) in enumerate(scored):
         reader = f"layers.{k}.weight"
         w = model.get_parameter(reader).detach()

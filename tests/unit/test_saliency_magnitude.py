@@ -12,7 +12,7 @@ from sparsity_lab.compact import compact
 from sparsity_lab.masks import apply_masks
 from sparsity_lab.methods.saliency import group_magnitude_masks, lowest_fraction, magnitude_masks, magnitude_prune
 from sparsity_lab.models import build
-from sparsity_lab.structure import layer_groups, mlp_unit_groups
+from sparsity_lab.structure import layer_groups, unit_groups
 
 
 def brute_force_keep(scores: np.ndarray, sparsity: float) -> np.ndarray:
@@ -139,7 +139,7 @@ def test_unit_pruning_keeps_the_expected_counts(sparsity):
 
 def test_unit_pruning_groups_are_mlp_units():
     mlp = build("mlp", sizes=[6, 4, 2])
-    by_units = group_magnitude_masks(mlp, mlp_unit_groups(mlp), 1 - 0.5 ** 0.5)
+    by_units = group_magnitude_masks(mlp, unit_groups(mlp), 1 - 0.5 ** 0.5)
     by_prune = magnitude_prune(mlp, 0.5, unit="neuron")
     assert all(torch.equal(by_units[k], by_prune[k]) for k in by_units)
 

@@ -10,14 +10,7 @@ from torch import nn
 
 from sparsity_lab.masks import effective_weights
 from sparsity_lab.models import MLP, LeNet5, LSTMLanguageModel, build
-from sparsity_lab.structure import (
-    Groups,
-    iss_groups,
-    layer_groups,
-    lenet5_channel_groups,
-    mlp_unit_groups,
-    neuron_groups,
-)
+from sparsity_lab.structure import Groups, layer_groups, neuron_groups, unit_groups
 
 
 def members(groups: Groups) -> list[set[tuple[str, tuple[int, ...]]]]:
@@ -200,8 +193,8 @@ def iss_expected(lm: LSTMLanguageModel, layer: int, unit: int) -> set:
     return out
 
 
-def test_iss_groups_hold_every_weight_of_a_unit_once(lm):
-    groups = iss_groups(lm)
+def test_unit_groups_hold_every_weight_of_a_unit_once(lm):
+    groups = unit_groups(lm)
     assert [g.n for g in groups] == [E, H, 2]
     emb = members(groups[0])
     for e in range(E):
@@ -219,9 +212,9 @@ def test_iss_groups_hold_every_weight_of_a_unit_once(lm):
         assert torch.allclose(groups[layer + 1].norms(w), direct)
 
 
-def test_iss_groups_cover_every_lstm_and_decoder_weight(lm):
+def test_unit_groups_cover_every_lstm_and_decoder_weight(lm):
     counts = {}
-    for g in iss_groups(lm):
+    for g in unit_groups(lm):
         for name, shape, _ in g.parts:
             counts[name] = counts.get(name, 0) + membership_counts(g, name, shape)
     for name in ("embedding.weight", "rnns.0.weight_ih", "rnns.1.weight_ih", "decoder.weight"):
@@ -232,13 +225,13 @@ def test_iss_groups_cover_every_lstm_and_decoder_weight(lm):
     assert torch.equal(counts["rnns.0.weight_hh"], 2 - (r % hidden == c).long())
 
 
-def test_layer_groups_iss_is_iss_groups(lm):
-    assert [g.name for g in layer_groups(lm, "iss")] == [g.name for g in iss_groups(lm)]
+def test_layer_groups_iss_is_unit_groups(lm):
+    assert [g.name for g in layer_groups(lm, "iss")] == [g.name for g in unit_groups(lm)]
 
 
 def test_iss_masks_zero_exactly_the_dropped_units(lm):
     keep = torch.tensor([True, False, True])
-    masks = iss_groups(lm)[1].masks(keep)
+    masks = unit_groups(lm)[1].masks(keep)
     for name, mask in masks.items():
         expected = torch.ones_like(mask)
         for pname, coords in iss_expected(lm, 0, 1):  # unit 1 is the one dropped
@@ -249,9 +242,10 @@ def test_iss_masks_zero_exactly_the_dropped_units(lm):
 
 
 # ------------------------------------------------------------------------------------------------ units
-def test_lenet5_channel_groups_are_a_map_and_its_readers():
+def test_lenet5_unit_groups_are_each_map_and_its_readers_then_fc1_neurons():
     net = LeNet5(conv1=3, conv2=4, fc1=5)
-    maps1, maps2 = lenet5_channel_groups(net)
+    maps1, maps2, fc1 = unit_groups(net)
+    assert (maps1.kind, maps2.kind, fc1.kind) == ("maps", "maps", "units") and fc1.n == 5
     assert (maps1.n, maps2.n) == (3, 4)
     assert maps1.size == 1 * 25 + 4 * 25 and maps2.size == 3 * 25 + 5 * 16
     for c, group in enumerate(members(maps2)):
@@ -263,9 +257,9 @@ def test_lenet5_channel_groups_are_a_map_and_its_readers():
     assert torch.allclose(maps1.norms(w), direct.sqrt())
 
 
-def test_mlp_unit_groups_are_inputs_and_whole_hidden_neurons():
+def test_unit_groups_are_inputs_and_whole_hidden_neurons():
     mlp = MLP([5, 4, 3, 2])
-    groups = mlp_unit_groups(mlp)
+    groups = unit_groups(mlp)
     assert [g.n for g in groups] == [5, 4, 3]
     w = random_weights(mlp, 4)
     assert torch.allclose(groups[0].norms(w), w["layers.0.weight"].norm(dim=0))
@@ -277,5 +271,5 @@ def test_mlp_unit_groups_are_inputs_and_whole_hidden_neurons():
     masks = groups[1].masks(keep)
     assert torch.equal(masks["layers.0.weight"], keep.unsqueeze(1).expand(4, 5))
     assert torch.equal(masks["layers.1.weight"], keep.unsqueeze(0).expand(3, 4))
-    with pytest.raises(ValueError):
-        mlp_unit_groups(nn.Sequential(nn.ReLU()))
+    with pytest.raises(ValueError, match="no weight layer"):
+        unit_groups(nn.Sequential(nn.ReLU()))

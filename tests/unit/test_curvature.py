@@ -1,4 +1,4 @@
-"""sparsity_lab.methods.hessian: curvature against independent computations — finite differences of the loss,
+"""sparsity_lab.curvature: curvature against independent computations — finite differences of the loss,
 explicit per-example loops with torch.autograd.grad, the theory of when Gauss–Newton equals the Hessian, and
 the inverse Hessian of Hassibi & Stork against torch.linalg.inv."""
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsity_lab import masks, models
-from sparsity_lab.methods import hessian as H
+from sparsity_lab import curvature as H
 
 
 class TanhNet(nn.Module):

@@ -34,7 +34,7 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 from torch.nn.utils import parametrize
 
-from ..masks import prunable
+from .masks import prunable
 
 GB = 1e9
 BUDGET_GB = 1.0  # one n×n matrix by default: a classroom laptop, or Binder's 2 GB, must survive it

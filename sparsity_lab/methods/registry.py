@@ -1,0 +1,95 @@
+"""METHODS: every method of the course by name, with what a reader needs to know about it.
+
+    from sparsity_lab.methods import METHODS
+    result = METHODS["kron-obs-neurons"](model, data, sparsity=0.5)
+    METHODS.table()                                   # a DataFrame: family, structured, needs, target, summary
+
+A registered method is tested by the contract test (tests/unit/test_method_contract.py) without writing a new
+test, and run by the benchmark. Names follow ShrinkBench's grid where there is one: criterion, then unit, then
+scope ("magnitude-neuron-global"). Add a method by adding an entry here.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pandas as pd
+
+from .base import Method
+from .group_lasso import ssl
+from .lottery import lottery
+from .magnitude import filter_l1, magnitude
+from .second_order import kron_obd, kron_obs, obd, obs
+from .slimming import network_slimming
+from .sss import sss
+
+MLP, CONV, BN = ("mlp", "lenet-300-100", "lenet-500-300"), ("lenet5-caffe",), ("lenet5-caffe-bn",)
+ANY = MLP + CONV
+TINY_SGD = {"stages": ((1, 0.05),), "batch_size": 32}
+
+
+class Registry(dict):
+    """name → Method, with a table for reading."""
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"method": m.name, "family": m.family, "structured": m.structured,
+                              "needs": ", ".join(m.needs) or "—", "sparsity counts": m.target or "(the method decides)",
+                              "scope": m.scope if m.target else "—", "summary": m.summary} for m in self.values()])
+
+
+def _entries() -> list[Method]:
+    out = []
+    for unit, models, structured in (("weight", ANY, False), ("neuron", ANY, True), ("filter", CONV, True)):
+        for scope in ("layer", "global"):
+            out.append(Method(f"magnitude-{unit}-{scope}", partial(magnitude, unit=unit, scope=scope), "magnitude",
+                              structured, (), "groups" if structured else "weights", models,
+                              f"smallest {'|w|' if unit == 'weight' else 'L2 norm of whole ' + unit + 's'}"
+                              f"{' per layer' if scope == 'layer' else ', one global threshold'} (Han et al. 2015)",
+                              scope))
+    out += [
+        Method("filter-l1", filter_l1, "magnitude", True, (), "groups", CONV,
+               "conv filters with the smallest Σ|W| per layer, with what reads their maps (Li et al. 2017)"),
+        Method("obd", obd, "second_order", False, ("data", "curvature"), "weights", ANY,
+               "least ½·H_qq·θ_q², Gauss–Newton diagonal, one threshold (LeCun et al. 1990)", "global",
+               {"examples": 64}),
+        Method("obs", obs, "second_order", False, ("data", "curvature"), "weights", ANY,
+               "Optimal Brain Surgeon, per-layer Hessian blocks, the other weights move (Hassibi & Stork 1993)",
+               "global", {"examples": 64, "block": 8}),
+        Method("kron-obd-neurons", partial(kron_obd, unit="neuron"), "second_order", True, ("data", "curvature"),
+               "groups", ANY, "whole units by ½·A_jj·c_jᵀ·S·c_j, K-FAC factors (Wang et al. 2019)", "layer",
+               {"examples": 64}),
+        Method("kron-obd-filters", partial(kron_obd, unit="filter"), "second_order", True, ("data", "curvature"),
+               "groups", CONV, "conv filters by ½·S_jj·w_jᵀ·A·w_j, K-FAC factors (Wang et al. 2019)", "layer",
+               {"examples": 64}),
+        Method("kron-obs-neurons", partial(kron_obs, unit="neuron"), "second_order", True, ("data", "curvature"),
+               "groups", ANY, "whole units removed one at a time, the reading layer moves (Wang et al. 2019)",
+               "layer", {"examples": 64}),
+        Method("kron-obs-filters", partial(kron_obs, unit="filter"), "second_order", True, ("data", "curvature"),
+               "groups", CONV, "conv maps removed one at a time, the reading layer moves (Wang et al. 2019)",
+               "layer", {"examples": 64}),
+    ]
+    for variant, summary in (("ticket", "iterative magnitude pruning, survivors rewound to θ₀ (Frankle & Carbin "
+                                        "2019)"),
+                             ("reinit", "the ticket's masks with new initial values (control; Liu et al. 2019)"),
+                             ("random mask", "a random mask with the ticket's per-layer counts (control)")):
+        out.append(Method(f"lottery-{variant.replace(' ', '-')}", partial(lottery, variant=variant), "lottery",
+                          False, ("data", "training"), None, ANY, summary,
+                          quick={"rounds": 2, "epochs": 1, "batch_size": 32}))
+    for kind, models in (("neurons", MLP), ("filters", CONV), ("channels", CONV), ("shapes", CONV)):
+        out.append(Method(f"ssl-{kind}", partial(ssl, kind=kind), "group_lasso", True, ("data", "training"), None,
+                          models, f"group lasso on {kind}, proximal steps to exact zeros (Wen et al. 2016)",
+                          quick={"lam": 0.15, **TINY_SGD}))
+    out += [
+        Method("network-slimming", network_slimming, "slimming", True, ("data", "training"), "groups", BN,
+               "L1 on BatchNorm scales γ, cut the smallest |γ| globally (Liu et al. 2017)", "global", TINY_SGD),
+        Method("sss-neurons", partial(sss, kinds=("units",)), "sss", True, ("data", "training"), None, ANY,
+               "a scaling factor per neuron, L1 by accelerated proximal gradient (Huang & Wang 2018)",
+               quick={"gamma": 0.03, "stages": ((10, 0.05),), "batch_size": 32}),
+        Method("sss-filters", partial(sss, kinds=("maps",)), "sss", True, ("data", "training"), None, CONV,
+               "a scaling factor per conv map, L1 by accelerated proximal gradient (Huang & Wang 2018)",
+               quick={"gamma": 0.03, "stages": ((10, 0.05),), "batch_size": 32}),
+    ]
+    return out
+
+
+METHODS = Registry((m.name, m) for m in _entries())
