@@ -234,16 +234,16 @@ def _unit_groups(model: nn.Module, unit: str, inputs: bool = True) -> list[Group
 
 
 def kron_obd(model: nn.Module, data, *, sparsity: float, unit: str = "neuron", examples: int | None = 512,
-             curvature: str = "gauss-newton", seed: int = 0) -> MethodResult:
+             curvature: str = "gauss-newton", layers: list[str] | None = None, seed: int = 0) -> MethodResult:
     """Remove the `sparsity` fraction of each layer's units of least Kron-OBD saliency: unit "neuron" (input
     pixels and hidden neurons, `kron_obd_unit_scores`) or "filter" (conv maps with what reads them,
-    `kron_obd_filter_scores`, the bias counted since the whole map goes)."""
+    `kron_obd_filter_scores`, the bias counted since the whole map goes; `layers`: only these conv weights)."""
     check_sparsity(sparsity)
     x, y = _curvature_data(data, examples)
     if unit == "neuron":
         scored = kron_obd_unit_scores(model, x)
     elif unit == "filter":
-        groups = filter_groups(model)
+        groups = filter_groups(model, layers)
         scores = kron_obd_filter_scores(model, x, y, [g.parts[0][0] for g in groups], curvature, bias=True)
         scored = [(g, scores[g.parts[0][0]]) for g in groups]
     else:

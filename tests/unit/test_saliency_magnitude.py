@@ -1,4 +1,4 @@
-"""sparsity_lab.methods.saliency, magnitude pruning: counts and choices against brute force in numpy."""
+"""sparsity_lab.methods.magnitude and the selectors of methods.base: counts and choices against brute force in numpy."""
 
 import copy
 
@@ -10,9 +10,15 @@ from hypothesis import strategies as st
 
 from sparsity_lab.compact import compact
 from sparsity_lab.masks import apply_masks
-from sparsity_lab.methods.saliency import group_magnitude_masks, lowest_fraction, magnitude_masks, magnitude_prune
+from sparsity_lab.methods.base import lowest_fraction, select_groups, select_weights
+from sparsity_lab.methods.magnitude import magnitude, magnitude_prune, magnitude_scores, norm_scores
 from sparsity_lab.models import build
 from sparsity_lab.structure import layer_groups, unit_groups
+
+
+def magnitude_masks(model, sparsity, scope="layer", layers=None):
+    """Unstructured magnitude masks through the package's scores and selector."""
+    return select_weights(magnitude_scores(model, layers), sparsity, scope)
 
 
 def brute_force_keep(scores: np.ndarray, sparsity: float) -> np.ndarray:
@@ -43,7 +49,7 @@ def test_sparsity_outside_unit_interval_raises_naming_it(value):
     with pytest.raises(ValueError, match=r"sparsity must be in \[0, 1\]"):
         lowest_fraction(torch.rand(5), value)
     mlp = build("mlp", sizes=[4, 3, 2])
-    for call in (lambda: magnitude_masks(mlp, value), lambda: magnitude_prune(mlp, value, unit="neuron"),
+    for call in (lambda: magnitude_masks(mlp, value), lambda: magnitude_prune(mlp, value, unit="neuron").masks,
                  lambda: magnitude_masks(mlp, value, scope="global")):
         with pytest.raises(ValueError, match="sparsity"):
             call()
@@ -103,10 +109,10 @@ def test_layers_restricts_pruning_and_rejects_unknown_names():
         magnitude_masks(mlp, 0.4, scope="network")
 
 
-def test_group_magnitude_masks_remove_the_weakest_groups():
+def test_group_norm_scores_remove_the_weakest_groups():
     net = build("lenet5-caffe", conv1=6, conv2=5, fc1=7)
     groups = layer_groups(net, "filters")
-    masks = group_magnitude_masks(net, groups, 0.5)
+    masks = select_groups(norm_scores(net, groups), 0.5)
     for name, n in (("conv1.weight", 6), ("conv2.weight", 5)):
         w = net.get_parameter(name).detach().numpy()
         norms = np.sqrt((w.reshape(n, -1) ** 2).sum(1))
@@ -118,7 +124,7 @@ def test_group_magnitude_masks_remove_the_weakest_groups():
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.6, 0.9])
 def test_unit_pruning_keeps_the_expected_counts(sparsity):
     mlp = build("mlp", sizes=[20, 10, 8, 3])
-    masks = magnitude_prune(mlp, sparsity, unit="neuron")
+    masks = magnitude_prune(mlp, sparsity, unit="neuron").masks
     fraction = 1 - (1 - sparsity) ** 0.5
     kept = [n - round(fraction * n) for n in (20, 10, 8)]
     small = compact(apply_masks(copy.deepcopy(mlp), masks))
@@ -139,15 +145,26 @@ def test_unit_pruning_keeps_the_expected_counts(sparsity):
 
 def test_unit_pruning_groups_are_mlp_units():
     mlp = build("mlp", sizes=[6, 4, 2])
-    by_units = group_magnitude_masks(mlp, unit_groups(mlp), 1 - 0.5 ** 0.5)
-    by_prune = magnitude_prune(mlp, 0.5, unit="neuron")
+    by_units = select_groups(norm_scores(mlp, unit_groups(mlp)), 1 - 0.5 ** 0.5)
+    by_prune = magnitude_prune(mlp, 0.5, unit="neuron").masks
     assert all(torch.equal(by_units[k], by_prune[k]) for k in by_units)
 
 
 def test_weight_pruning_is_layerwise_magnitude_and_bad_unit_raises():
     mlp = build("mlp", sizes=[6, 4, 2])
-    by_prune, by_layer = magnitude_prune(mlp, 0.5), magnitude_masks(mlp, 0.5, scope="layer")
+    by_prune, by_layer = magnitude_prune(mlp, 0.5).masks, magnitude(mlp, sparsity=0.5, scope="layer").masks
     assert by_prune.keys() == by_layer.keys()
     assert all(torch.equal(by_prune[k], by_layer[k]) for k in by_prune)
     with pytest.raises(ValueError, match="unit"):
         magnitude_prune(mlp, 0.5, unit="filter")
+
+
+def test_global_group_selection_uses_one_threshold_over_every_layers_groups():
+    net = build("mlp", sizes=[10, 8, 6, 3], seed=1)
+    scored = norm_scores(net, unit_groups(net))
+    masks = select_groups(scored, 0.5, scope="global")
+    everything = np.concatenate([s.numpy() for _, s in scored])
+    keep = np.split(brute_force_keep(everything, 0.5), np.cumsum([len(s) for _, s in scored])[:-1])
+    for (groups, _), kept in zip(scored, keep, strict=True):
+        assert np.array_equal(~groups.removed(masks).numpy(), kept)
+    assert magnitude(net, sparsity=0.5, unit="neuron", scope="global").masks.keys() == masks.keys()
