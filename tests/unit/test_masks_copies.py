@@ -24,7 +24,7 @@ def test_baking_a_copy_leaves_the_original_masked():
 
 
 def test_index_list_model_moves_with_to_and_saves_its_lists():
-    from sparsity_lab import compact, structure
+    from sparsity_lab import sparse_inference, structure
 
     lm = models.build("lstm-lm", vocab=20, embedding=6, hidden=(8, 5))
     groups = structure.unit_groups(lm)
