@@ -91,7 +91,7 @@ def _example_l1_run() -> dict[str, float]:
 
 
 Q3_SOLUTION = """\
-l1 = gl.ssl_train(dense, digits, gl.group_lasso(dense, {"weights": L1_LAMBDA}), ((2, 0.05),), **recipe.mlp.sgd(SEED))
+l1 = gl.ssl_train(dense, digits, gl.group_lasso(dense, {"weights": L1_LAMBDA}), ((2, 0.05),), **mlp.sgd(SEED))
 l1_small = l1.compact()
 seconds = cost.compare_latency({"dense": dense, "compact": l1_small}, x_bench, THREADS)
 hidden = widths(dense)[1:-1]                                   # the hidden layers' neurons, 500 and 300

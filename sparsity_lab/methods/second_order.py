@@ -139,7 +139,7 @@ def removal_effects(model: nn.Module, x: torch.Tensor, y: torch.Tensor, inverses
                     diagonal: dict[str, torch.Tensor], per_layer: int = 150,
                     seed: int = 0) -> dict[str, dict[str, list[float]]]:
     """Predicted against actual loss increases of removing single weights, one at a time: for `per_layer`
-    random weights of each layer, OBD zeroes the weight (predicted ½·H_qq·θ_q² from `diagonal`), OBS zeroes it and
+    random weights of each layer (drawn from `seed`), OBD zeroes the weight (predicted ½·H_qq·θ_q² from `diagonal`), OBS zeroes it and
     moves the rest of its block of `inverses` (whole layer, or one neuron's row). Returns criterion →
     {"predicted", "actual", "first_order"}: the prediction, the measured change of the mean loss on (x, y), and
     the first-order term gᵀ·δθ that both predictions drop (they assume a minimum, g = 0)."""
@@ -147,10 +147,9 @@ def removal_effects(model: nn.Module, x: torch.Tensor, y: torch.Tensor, inverses
     gradient = torch.func.grad(loss_fn)(weights)
     base = float(loss_fn(weights))
     out = {k: {"predicted": [], "actual": [], "first_order": []} for k in ("OBD", "OBS")}
-    generator = torch.Generator().manual_seed(seed)
     for name, w in weights.items():
         moves = {"OBD": [], "OBS": []}
-        for q in torch.randperm(w.numel(), generator=generator)[:per_layer].tolist():
+        for q in torch.randperm(w.numel(), generator=torch.Generator().manual_seed(seed))[:per_layer].tolist():
             zeroed = w.clone()
             zeroed.view(-1)[q] = 0.0
             moves["OBD"].append((zeroed, float(0.5 * diagonal[name].view(-1)[q] * w.view(-1)[q] ** 2)))

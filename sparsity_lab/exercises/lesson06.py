@@ -1,4 +1,4 @@
-"""Exercises of lesson 05, SGLD: the update by hand, the noise's role in the stationary distribution, and BMA.
+"""Exercises of lesson 06, SGLD: the update by hand, the noise's role in the stationary distribution, and BMA.
 
 q1 (implement)   one SGLD step for a given lr and N, checked against the `SGLD` optimiser itself
 q2 (predict)     the sample variance relative to the posterior's when the noise is forgotten or its std doubled
