@@ -44,6 +44,10 @@ def compact(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> n
     missing = sorted({name.rpartition(".")[0] for name in prunable(model)} - covered)
     if missing:
         raise ValueError(f"the chain of {type(model).__name__} does not include its layers {missing}")
+    for name, module in steps:
+        if isinstance(module, NORMS) and not module.track_running_stats:
+            raise ValueError(f"compact needs BatchNorm with running statistics (track_running_stats=True); {name!r} "
+                             "normalises each batch by itself, so its units cannot be removed one by one")
     training = model.training
     model.eval()
     # fork_rng: building the small layers draws an initialisation we overwrite; the caller's RNG must not move
@@ -231,9 +235,6 @@ def _shrink(module: nn.Module, name: str, weights: dict[str, torch.Tensor], bias
 
 def _shrink_norm(norm: nn.Module, keep: torch.Tensor) -> nn.Module:
     """BatchNorm over the kept units only (running statistics, scale and shift sliced)."""
-    if not norm.track_running_stats:
-        raise ValueError("compact needs BatchNorm with running statistics (track_running_stats=True): without "
-                         "them it normalises each batch by itself, and units cannot be removed one by one")
     small = type(norm)(int(keep.sum()), norm.eps, norm.momentum, norm.affine, norm.track_running_stats)
     small.running_mean.copy_(norm.running_mean[keep])
     small.running_var.copy_(norm.running_var[keep])

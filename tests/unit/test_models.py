@@ -148,3 +148,31 @@ def test_lstm_language_model_is_embedding_lstms_decoder():
     expected = x @ lm.decoder.weight.t() + lm.decoder.bias
     assert torch.allclose(lm(tokens), expected, atol=1e-6)
     assert [r.hidden_size for r in lm.rnns] == [5, 3] and lm.rnns[1].input_size == 5
+
+
+# ------------------------------------------------------------------------------------------------ chains
+@pytest.mark.parametrize("name, sizes, shape", [
+    ("lenet-300-100", {}, (3, 1, 28, 28)), ("mlp", {"sizes": [6, 5, 2]}, (3, 6)),
+    ("lenet5-caffe", {"conv1": 3, "conv2": 4, "fc1": 5, "image_size": 16}, (2, 1, 16, 16)),
+    ("lenet5-caffe-bn", {"conv1": 3, "conv2": 4, "fc1": 5, "image_size": 16}, (2, 1, 16, 16)),
+    ("lstm-lm", {"vocab": 9, "embedding": 4, "hidden": (5, 3)}, (6, 2)),
+])
+def test_each_models_chain_computes_what_its_forward_does(name, sizes, shape):
+    from sparsity_lab.structure import run_chain
+
+    model = build(name, seed=0, **sizes).eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 9, shape, generator=g) if name == "lstm-lm" else torch.rand(shape, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(run_chain(model, x), model(x))
+
+
+def test_a_compact_mlps_chain_selects_its_inputs():
+    from sparsity_lab.structure import run_chain
+
+    model = MLP([6, 4, 2], input_index=torch.tensor([0, 2, 5]))
+    model.layers[0] = torch.nn.Linear(3, 4)
+    x = torch.rand(3, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(run_chain(model, x), model(x))
+    assert model.sizes == [3, 4, 2]

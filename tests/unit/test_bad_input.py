@@ -1,0 +1,92 @@
+"""The table of bad inputs the package handles: each row is a call that must fail early with a ValueError whose
+message names the argument or the layer and what was expected. A new check adds a row here."""
+
+import pytest
+import torch
+from torch import nn
+
+from sparsity_lab import gates, recipes
+from sparsity_lab.compact import compact
+from sparsity_lab.masks import apply_masks, as_bool
+from sparsity_lab.methods import METHODS
+from sparsity_lab.methods.base import select_groups, select_weights
+from sparsity_lab.methods.lottery import lottery_tickets
+from sparsity_lab.methods.slimming import slimming_cut
+from sparsity_lab.methods.sss import ScalingGate
+from sparsity_lab.models import MLP, LeNet5, LeNet5BN
+from sparsity_lab.sparse_inference import CSRMLP, IndexListLSTMLanguageModel
+from sparsity_lab.structure import chain, unit_groups
+
+
+def mlp():
+    return MLP([4, 3, 2])
+
+
+def half(shape, value=0.5):
+    return torch.full(shape, value)
+
+
+XY = (torch.rand(8, 4), torch.arange(8) % 2)
+
+BAD = [
+    # masks are boolean everywhere (0/1 numbers are accepted as bool, anything else is not)
+    ("a mask of 0.5s in apply_masks", lambda: apply_masks(mlp(), {"layers.0.weight": half((3, 4))}),
+     r"mask for 'layers.0.weight' must be boolean.*0.5"),
+    ("a mask of 0.5s in compact", lambda: compact(mlp(), {"layers.0.weight": half((3, 4))}),
+     r"mask for 'layers.0.weight' must be boolean"),
+    ("a mask with a NaN", lambda: as_bool(torch.tensor([1.0, float("nan")])), "must be boolean"),
+    ("a mask of the wrong shape", lambda: compact(mlp(), {"layers.0.weight": torch.ones(4, 3, dtype=torch.bool)}),
+     r"has shape \(4, 3\) but the weight has shape \(3, 4\)"),
+    ("a mask for a weight that does not exist", lambda: apply_masks(mlp(), {"layers.9.weight": torch.ones(1)}),
+     "unknown weight 'layers.9.weight'"),
+    # the chain: what compact and structure accept
+    ("a layer compact does not know", lambda: compact(nn.Sequential(nn.Linear(3, 3), nn.Softmax(dim=1),
+                                                                    nn.Linear(3, 2))),
+     r"layer '1' is a Softmax.*supported: Linear, Conv2d, Embedding"),
+    ("a grouped convolution", lambda: chain(nn.Sequential(nn.Conv2d(2, 4, 3, groups=2))), "groups=2"),
+    ("a model without a chain", lambda: unit_groups(nn.Linear(2, 2)), "declares no chain"),
+    ("a Linear reading the wrong number of features",
+     lambda: unit_groups(nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2))), "reads 5 inputs, not a multiple of"),
+    ("BatchNorm over the wrong number of units",
+     lambda: unit_groups(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(5), nn.Linear(4, 2))),
+     "normalises 5 features but '0' makes 4"),
+    ("BatchNorm without running statistics",
+     lambda: compact(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, track_running_stats=False), nn.Linear(4, 2))),
+     "track_running_stats"),
+    # the method contract
+    ("a method that needs a sparsity, called without", lambda: METHODS["obd"](mlp(), XY), "needs a target sparsity"),
+    ("a method that decides itself, given a sparsity", lambda: METHODS["ssl-neurons"](mlp(), XY, sparsity=0.5),
+     "decides how much to remove itself"),
+    ("a method that needs data, called without", lambda: METHODS["obs"](mlp(), sparsity=0.5), "needs data"),
+    ("a sparsity outside [0, 1]", lambda: METHODS["magnitude-weight-layer"](mlp(), sparsity=1.5),
+     r"sparsity must be in \[0, 1\]"),
+    ("a scope that does not exist", lambda: select_weights({"w": torch.rand(3)}, 0.5, "network"), "scope must be"),
+    ("group scores of the wrong shape", lambda: select_groups([(unit_groups(mlp())[0], torch.rand(3))], 0.5),
+     r"scores for 'layers.0.inputs' must have shape \(4,\)"),
+    ("a magnitude unit that does not exist", lambda: METHODS["magnitude-weight-layer"].run(mlp(), sparsity=0.5,
+                                                                                           unit="pixel"),
+     "unit must be one of"),
+    ("filters of a network without convolutions", lambda: METHODS["filter-l1"](mlp(), sparsity=0.5),
+     "must have an nn.Conv2d"),
+    ("slimming without BatchNorm", lambda: slimming_cut(LeNet5(3, 4, 5, image_size=16), 0.5), "no BatchNorm"),
+    ("slimming cutting every channel", lambda: slimming_cut(LeNet5BN(3, 4, 5, image_size=16), 1.0),
+     r"sparsity must be in \[0, 1\)"),
+    ("a lottery rate outside [0, 1], before any training",
+     lambda: lottery_tickets(mlp(), XY, rounds=1, rate=1.5), r"rate must be in \[0, 1\]"),
+    # gates
+    ("a gate on the inputs' producer", lambda: gates.attach(mlp(), lambda n, d, b: ScalingGate(n, d, b),
+                                                            side="producer", kinds=("inputs",)), "network's inputs"),
+    ("a gate side that does not exist", lambda: gates.attach(mlp(), ScalingGate, side="middle"), "side must be"),
+    ("gates on a model without them", lambda: gates.keep_masks(mlp()), "has no gates"),
+    ("a negative SSS γ", lambda: ScalingGate(3, gamma=-1.0), "gamma must be a finite number"),
+    # other inference paths and budgets
+    ("index lists for an MLP", lambda: IndexListLSTMLanguageModel(mlp()), "needs an LSTMLanguageModel"),
+    ("CSR matrices for a LeNet5", lambda: CSRMLP(LeNet5(3, 4, 5, image_size=16)), "needs an MLP"),
+    ("a recipe scale that does not exist", lambda: recipes.get("02", "huge"), "scale must be one of"),
+]
+
+
+@pytest.mark.parametrize("call, message", [(c, m) for _, c, m in BAD], ids=[name for name, _, _ in BAD])
+def test_bad_input_fails_early_with_a_message_naming_it(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
