@@ -7,16 +7,21 @@ FLOPs of one weight matrix W used once:
                definition, Zhang & Ou 2018), what compaction can actually reach for that matrix alone
 A conv layer's matrix is W viewed as (filters, channels·kh·kw), used once per output position. An LSTM layer's two
 matrices are used once per token. Counts are per example (an image, or a token for a language model).
+
+`variants` puts the three side by side for one masked MLP: stored dense with its zeros, compacted, sparse CSR.
 """
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils import benchmark
 
-from .masks import effective_weights
+from .compact import compact
+from .masks import baked, effective_weights
 from .models import LSTMLayer
+from .sparse_inference import CSRMLP
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -107,3 +112,21 @@ def compare_latency(models: dict[str, nn.Module], inputs: dict[str, torch.Tensor
             x = inputs[name] if isinstance(inputs, dict) else inputs
             best[name] = min(best[name], latency(model, x, threads, min_run_time))
     return best
+
+
+def variants(masked: nn.Module, x: torch.Tensor, threads: int = 1, rounds: int = 3) -> pd.DataFrame:
+    """Params, MACs and measured latency of one masked MLP run three ways: dense with the zeros stored (masks
+    baked), compacted, and as sparse CSR matrices; timed in alternation on the batch x (`compare_latency`).
+
+    Returns one row per variant: variant, params, MACs computed (per example), latency ms (the whole batch) and
+    speed-up (against the first, masked dense)."""
+    small = compact(masked)
+    models = {"masked dense": baked(masked), "compact dense": small, "sparse CSR": CSRMLP(masked)}
+    counts, params = flops(masked, x[:1]), count_parameters(masked)
+    sizes = {"masked dense": (params["total"], counts["dense"]),
+             "compact dense": (count_parameters(small)["total"], flops(small, x[:1])["dense"]),
+             "sparse CSR": (params["nonzero"], counts["nonzero"])}
+    seconds = compare_latency(models, x, threads, rounds=rounds)
+    return pd.DataFrame([{"variant": name, "params": sizes[name][0], "MACs computed": sizes[name][1],
+                          "latency ms": 1e3 * seconds[name], "speed-up": seconds["masked dense"] / seconds[name]}
+                         for name in models])

@@ -90,8 +90,8 @@ def gate_penalty(model: nn.Module) -> torch.Tensor | None:
 
 
 def keep_masks(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Boolean masks from every gate's test-time keep set: a unit whose gate is off loses its whole group (its
-    rows, its BatchNorm-free weights, and the columns that read it), so `compact` removes it."""
+    """Boolean masks from every gate's test-time keep set: a unit whose gate is off loses its whole unit group
+    (its rows in the layer that makes it and the columns that read it), so `compact` removes it."""
     found = gates(model)
     if not found:
         raise ValueError(f"{type(model).__name__} has no gates: attach some with gates.attach")

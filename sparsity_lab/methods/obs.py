@@ -15,6 +15,7 @@ without inverting anything again.
 Curvature is per layer or per neuron (a block-diagonal H): a layer's inverse is n×n, a whole network's would
 not fit (see hessian.check_fits). `obs_path` prunes several layers together, always taking the globally least
 salient weights. `kron_obs_columns` removes whole units with K-FAC's Kronecker-factored Hessian.
+`two_weight_removals` compares magnitude, OBD and OBS on a two-weight quadratic, where everything is exact.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from ..masks import check_sparsity
 from .base import PruningPath
 
 
-def _check(theta: torch.Tensor, h_inv: torch.Tensor) -> None:
+def _check(theta: torch.Tensor, h_inv: torch.Tensor, name: str = "h_inv") -> None:
     if theta.dim() != 1 or h_inv.shape != (len(theta), len(theta)):
-        raise ValueError(f"theta must be (n,) and h_inv (n, n); got {tuple(theta.shape)} and "
+        raise ValueError(f"theta must be (n,) and {name} (n, n); got {tuple(theta.shape)} and "
                          f"{tuple(h_inv.shape)}")
 
 
@@ -61,6 +62,35 @@ def pin_to_zero_(h_inv: torch.Tensor, q) -> torch.Tensor:
     h_inv[q] = 0.0
     h_inv[:, q] = 0.0
     return h_inv
+
+
+def two_weight_problem(correlation: float, ratio: float, w2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """H = [[1, ρ·√r], [ρ·√r, r]] (curvature r along w2, correlation ρ) and θ* = (1, w2), float64."""
+    off = correlation * ratio ** 0.5
+    return (torch.tensor([[1.0, off], [off, ratio]], dtype=torch.float64),
+            torch.tensor([1.0, w2], dtype=torch.float64))
+
+
+def two_weight_removals(h: torch.Tensor, theta: torch.Tensor) -> dict:
+    """Each way of removing one weight from the minimum θ* = theta of L(θ) = ½·(θ − θ*)ᵀ·H·(θ − θ*), with its
+    saliency and its true loss increase. h (n, n), theta (n,); the lesson's bowl has n = 2.
+
+    Returns "obd" (n,) ½·H_qq·θ_q², "obs" (n,) θ_q²/(2·[H⁻¹]_qq), "zeroed" (n, n) row q: θ* with θ_q = 0 (what
+    magnitude and OBD do), "moved" (n, n) row q: OBS's point, "loss_zeroed" and "loss_moved" (n,) the true ΔL
+    at those points, and "removed": criterion (magnitude, OBD, OBS) → the index of the weight it removes."""
+    _check(theta, h, "h")
+    h_inv = torch.linalg.inv(h)
+    zeroed = theta * (1 - torch.eye(len(theta), dtype=theta.dtype))
+    moved = torch.stack([obs_update(theta, h_inv, q)[0] for q in range(len(theta))])
+
+    def loss(points: torch.Tensor) -> torch.Tensor:
+        d = points - theta
+        return 0.5 * torch.einsum("qi,ij,qj->q", d, h, d)
+
+    obd, obs = 0.5 * h.diagonal() * theta ** 2, obs_saliency(theta, h_inv)
+    return {"obd": obd, "obs": obs, "zeroed": zeroed, "moved": moved,
+            "loss_zeroed": loss(zeroed), "loss_moved": loss(moved),
+            "removed": {"magnitude": int(theta.abs().argmin()), "OBD": int(obd.argmin()), "OBS": int(obs.argmin())}}
 
 
 class _Block:

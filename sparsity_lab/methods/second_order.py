@@ -139,10 +139,10 @@ def removal_effects(model: nn.Module, x: torch.Tensor, y: torch.Tensor, inverses
                     diagonal: dict[str, torch.Tensor], per_layer: int = 150,
                     seed: int = 0) -> dict[str, dict[str, list[float]]]:
     """Predicted against actual loss increases of removing single weights, one at a time: for `per_layer`
-    random weights of each layer (drawn from `seed`), OBD zeroes the weight (predicted ½·H_qq·θ_q² from `diagonal`), OBS zeroes it and
-    moves the rest of its block of `inverses` (whole layer, or one neuron's row). Returns criterion →
-    {"predicted", "actual", "first_order"}: the prediction, the measured change of the mean loss on (x, y), and
-    the first-order term gᵀ·δθ that both predictions drop (they assume a minimum, g = 0)."""
+    random weights of each layer (drawn from `seed`), OBD zeroes the weight (predicted ½·H_qq·θ_q² from
+    `diagonal`), OBS zeroes it and moves the rest of its block of `inverses` (whole layer, or one neuron's row).
+    Returns criterion → {"predicted", "actual", "first_order"}: the prediction, the measured change of the mean
+    loss on (x, y), and the first-order term gᵀ·δθ that both predictions drop (they assume a minimum, g = 0)."""
     loss_fn, weights = loss_function(model, x, y)
     gradient = torch.func.grad(loss_fn)(weights)
     base = float(loss_fn(weights))

@@ -1,5 +1,5 @@
-"""Figures for the group-lasso lesson: unit balls and proximal steps, group norms, surviving neurons and pixels,
-conv filter grids, and the error-vs-FLOPs front of structured against unstructured sparsity."""
+"""Figures for the group-lasso lesson: unit balls and proximal steps, group norms, surviving neurons, and the
+error-vs-FLOPs front of structured against unstructured sparsity. (Pixel maps and conv filter grids: `shared`.)"""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .pruning import json_safe, tile
-
-LASSO_COLOUR, GROUP_COLOUR = "#d62728", "#1f4e96"
+from .shared import COLOURS, style
 
 
 def _ball_2d(kind: str, radius: float, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -29,8 +27,8 @@ def prox_2d(point: np.ndarray, path_lasso: np.ndarray, path_group: np.ndarray, t
     fig = make_subplots(1, 2, subplot_titles=("lasso: lands on an axis", "group lasso: the whole group at once"),
                         horizontal_spacing=0.12)
     lim = 1.15 * max(1e-9, float(np.abs(point).max()))
-    for col, (kind, path, colour) in enumerate((("lasso", path_lasso, LASSO_COLOUR),
-                                                 ("group", path_group, GROUP_COLOUR)), start=1):
+    for col, (kind, path, colour) in enumerate((("lasso", path_lasso, COLOURS["lasso"]),
+                                                 ("group", path_group, COLOURS["group lasso"])), start=1):
         bx, by = _ball_2d(kind, t)
         fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", line=dict(dash="dot", color=colour),
                                  name=f"{kind} ball, radius t", showlegend=False), 1, col)
@@ -44,8 +42,7 @@ def prox_2d(point: np.ndarray, path_lasso: np.ndarray, path_group: np.ndarray, t
         fig.update_xaxes(range=[-lim, lim], zeroline=True, zerolinecolor="black", title="w₁", row=1, col=col)
         fig.update_yaxes(range=[-lim, lim], zeroline=True, zerolinecolor="black", title="w₂", row=1, col=col,
                          scaleanchor=f"x{'' if col == 1 else col}")
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    return style(fig, top=40, height=380)
 
 
 def _ball_3d(kind: str, n: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,8 +59,8 @@ def prox_3d(point: np.ndarray, prox_lasso: np.ndarray, prox_group: np.ndarray) -
     {w₁,w₂} removed) or in the w₁w₂ plane (w₃ removed); lasso prox points land on any coordinate plane."""
     fig = make_subplots(1, 2, specs=[[{"type": "scene"}, {"type": "scene"}]],
                         subplot_titles=("lasso ball |w₁|+|w₂|+|w₃| ≤ 1", "group lasso ball ‖(w₁,w₂)‖+|w₃| ≤ 1"))
-    for col, (kind, prox, colour) in enumerate((("lasso", prox_lasso, LASSO_COLOUR),
-                                                 ("group", prox_group, GROUP_COLOUR)), start=1):
+    for col, (kind, prox, colour) in enumerate((("lasso", prox_lasso, COLOURS["lasso"]),
+                                                 ("group", prox_group, COLOURS["group lasso"])), start=1):
         x, y, z = _ball_3d(kind)
         fig.add_trace(go.Surface(x=x, y=y, z=z, opacity=0.35, showscale=False,
                                  colorscale=[[0, colour], [1, colour]], hoverinfo="skip"), 1, col)
@@ -87,9 +84,8 @@ def group_norms(norms: dict[str, np.ndarray], floor: float = 1e-8, tol: float | 
         fig.add_trace(go.Scatter(y=np.maximum(values, floor), mode="lines", name=f"{name}: {zeros} exact zeros"))
     if tol is not None:
         fig.add_hline(y=tol, line=dict(dash="dash", color="grey"), annotation_text=f"threshold {tol:g}")
-    fig.update_layout(yaxis_type="log", xaxis_title="groups, sorted by norm", yaxis_title="‖θ_g‖₂", height=340,
-                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(x=0.01, y=0.99))
-    return fig
+    return style(fig, yaxis_type="log", xaxis_title="groups, sorted by norm", yaxis_title="‖θ_g‖₂", height=340,
+                 legend=dict(x=0.01, y=0.99))
 
 
 def neuron_counts(ours: dict[str, list[int]], published: dict[str, list[int]],
@@ -101,45 +97,7 @@ def neuron_counts(ours: dict[str, list[int]], published: dict[str, list[int]],
     for name, sizes in published.items():
         fig.add_trace(go.Bar(x=list(layers), y=sizes[:len(layers)], name=name, text=sizes[:len(layers)],
                              marker_pattern_shape="/", opacity=0.6))
-    fig.update_layout(barmode="group", yaxis_title="neurons kept", height=340, margin=dict(l=10, r=10, t=30, b=10))
-    return fig
-
-
-def pixel_map(keep: np.ndarray, side: int = 28, title: str = "input pixels that survive") -> go.Figure:
-    """A side×side map of the input pixels a network still reads (keep: (side·side,) of 0/1)."""
-    keep = np.asarray(keep, dtype=float).reshape(side, side)
-    fig = go.Figure(go.Heatmap(z=keep[::-1], zmin=0, zmax=1, showscale=False, hovertemplate="kept=%{z}<extra></extra>",
-                               colorscale=[[0, "#f2f2f2"], [1, GROUP_COLOUR]]))
-    fig.update_layout(title=f"{title}: {int(keep.sum())} of {side * side}", height=330, width=330,
-                      margin=dict(l=10, r=10, t=40, b=10))
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, scaleanchor="x")
-    return fig
-
-
-def filter_grid_arrays(filters: np.ndarray, alive: np.ndarray, columns: int = 10) -> tuple[list, list, float]:
-    """The two heatmap layers of `filter_grid` as JSON-safe nested lists (None = not drawn): the kept filters and
-    a grey block per removed filter; and the largest |weight| kept, for a colour scale symmetric around 0."""
-    filters = np.asarray(filters, dtype=float)
-    alive = np.asarray(alive, dtype=bool)
-    shown = tile(np.where(alive[:, None, None], filters, np.nan), columns)[::-1]
-    removed = tile(np.where(alive[:, None, None], np.nan, np.ones_like(filters)), columns)[::-1]
-    bound = float(np.nanmax(np.abs(shown))) if np.isfinite(shown).any() else 1.0
-    return json_safe(shown), json_safe(removed), bound or 1.0
-
-
-def filter_grid(filters: np.ndarray, alive: np.ndarray, columns: int = 10, title: str = "conv1 filters") -> go.Figure:
-    """Conv filters (n, h, w) in a grid, blue-white-red around 0; removed filters (alive False) greyed out."""
-    kept, removed, bound = filter_grid_arrays(filters, alive, columns)
-    fig = go.Figure([go.Heatmap(z=removed, zmin=0, zmax=1, colorscale=[[0, "#bbbbbb"], [1, "#bbbbbb"]],
-                                showscale=False, hoverinfo="skip"),
-                     go.Heatmap(z=kept, zmin=-bound, zmax=bound, colorscale="RdBu_r", showscale=False,
-                                hovertemplate="w=%{z:.3f}<extra></extra>")])
-    fig.update_layout(title=f"{title}: {int(np.sum(alive))} of {len(alive)} kept", height=260,
-                      margin=dict(l=10, r=10, t=40, b=10))
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, scaleanchor="x")
-    return fig
+    return style(fig, barmode="group", yaxis_title="neurons kept", height=340)
 
 
 def pareto(points: list[dict], dense: dict, selected: float | None = None) -> go.Figure:
@@ -149,7 +107,7 @@ def pareto(points: list[dict], dense: dict, selected: float | None = None) -> go
     flops_nonzero (what an ideal sparse kernel would run); dense: the dense model's record. The point whose
     scale equals `selected` is ringed."""
     fig = go.Figure()
-    styles = {"group lasso (neurons)": GROUP_COLOUR, "L1 (weights)": LASSO_COLOUR}
+    styles = {"group lasso (neurons)": COLOURS["group lasso"], "L1 (weights)": COLOURS["lasso"]}
     for method, colour in styles.items():
         rows = sorted((p for p in points if p["method"] == method), key=lambda p: p["flops_compact"])
         fig.add_trace(go.Scatter(x=[p["flops_compact"] / 1e6 for p in rows], y=[p["error"] for p in rows],
@@ -165,6 +123,5 @@ def pareto(points: list[dict], dense: dict, selected: float | None = None) -> go
     fig.add_trace(go.Scatter(x=[p["flops_compact"] / 1e6 for p in chosen], y=[p["error"] for p in chosen],
                              mode="markers", name="selected λ", marker=dict(size=20, color="rgba(0,0,0,0)",
                                                                            line=dict(color="black", width=2))))
-    fig.update_layout(xaxis_title="MFLOPs (multiply-adds) per image", yaxis_title="test error (%)", height=400,
-                      xaxis_type="log", margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+    return style(fig, xaxis_title="MFLOPs (multiply-adds) per image", yaxis_title="test error (%)", height=400,
+                 xaxis_type="log")

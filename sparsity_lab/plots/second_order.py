@@ -1,13 +1,12 @@
-"""Figures for saliency pruning: a 2-D quadratic bowl with each criterion's choice, predicted vs actual loss
-increases, pruning curves, and lottery-ticket curves."""
+"""Figures for second-order pruning (OBD, OBS, Kron): a 2-D quadratic bowl with each criterion's choice,
+predicted vs actual loss increases, and pruning curves."""
 
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-COLOURS = {"magnitude": "#7f7f7f", "OBD": "#1f77b4", "OBS": "#d62728", "ticket": "#d62728",
-           "reinit": "#1f77b4", "random mask": "#7f7f7f", "Kron-OBD": "#1f77b4", "Kron-OBS": "#d62728"}
+from .shared import COLOURS, style
 
 
 def quadratic_bowl(h: np.ndarray, theta_star: np.ndarray, zeroed: np.ndarray, moved: np.ndarray,
@@ -40,10 +39,9 @@ def quadratic_bowl(h: np.ndarray, theta_star: np.ndarray, zeroed: np.ndarray, mo
                                  marker=dict(size=[0, 12], symbol="diamond"), name=f"{label}: OBS move",
                                  legendgroup=f"q{q}"))
     title = " · ".join(f"{name} removes w{q + 1}" for name, q in removed.items())
-    fig.update_layout(title=title, xaxis_title="w1", yaxis_title="w2", height=430, width=560,
-                      xaxis=dict(range=[-span, span]), yaxis=dict(range=[-span, span], scaleanchor="x"),
-                      margin=dict(l=10, r=10, t=40, b=10), legend=dict(font=dict(size=10)))
-    return fig
+    return style(fig, top=40, title=title, xaxis_title="w1", yaxis_title="w2", height=430, width=560,
+                 xaxis=dict(range=[-span, span]), yaxis=dict(range=[-span, span], scaleanchor="x"),
+                 legend=dict(font=dict(size=10)))
 
 
 def predicted_vs_actual(records: dict[str, tuple[np.ndarray, np.ndarray]]) -> go.Figure:
@@ -57,9 +55,7 @@ def predicted_vs_actual(records: dict[str, tuple[np.ndarray, np.ndarray]]) -> go
     for name, (predicted, actual) in records.items():
         fig.add_trace(go.Scatter(x=np.asarray(predicted), y=np.asarray(actual), mode="markers", name=name,
                                  marker=dict(size=5, opacity=0.6, color=COLOURS.get(name))))
-    fig.update_layout(xaxis_title="predicted ΔL (training loss)", yaxis_title="actual ΔL", height=400,
-                      margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+    return style(fig, xaxis_title="predicted ΔL (training loss)", yaxis_title="actual ΔL", height=400)
 
 
 def pruning_curves(curves: dict[str, tuple[list[float], list[float]]], dense_error: float,
@@ -71,20 +67,5 @@ def pruning_curves(curves: dict[str, tuple[list[float], list[float]]], dense_err
         fig.add_trace(go.Scatter(x=list(sparsities), y=list(errors), mode="lines+markers", name=name,
                                  line=dict(color=COLOURS.get(name))))
     fig.add_hline(y=dense_error, line=dict(color="black", dash="dot"), annotation_text="dense")
-    fig.update_layout(title=title, xaxis_title="sparsity (fraction of weights removed)",
-                      yaxis_title="test error (%)", height=380, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-
-def lottery_curves(sparsity: list[float], errors: dict[str, list[float]]) -> go.Figure:
-    """Test error after training against the percentage of weights left (log axis, as Frankle & Carbin plot
-    it), one line per variant (ticket, reinit, random mask). sparsity: per round; errors: name → per round."""
-    remaining = [100 * (1 - s) for s in sparsity]
-    fig = go.Figure()
-    for name, values in errors.items():
-        fig.add_trace(go.Scatter(x=remaining, y=values, mode="lines+markers", name=name,
-                                 line=dict(color=COLOURS.get(name))))
-    fig.update_layout(xaxis=dict(type="log", autorange="reversed", title="weights remaining (%)"),
-                      yaxis_title="test error after training (%)", height=380,
-                      margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+    return style(fig, top=40, title=title, xaxis_title="sparsity (fraction of weights removed)",
+                 yaxis_title="test error (%)", height=380)

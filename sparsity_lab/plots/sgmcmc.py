@@ -1,4 +1,5 @@
-"""Figures for SGLD: the toy posterior with a sampler's path, step-size bias, mixing, calibration, ensemble size."""
+"""Figures for stochastic-gradient MCMC (SGLD, pSGLD, SGHMC): the toy posterior with a sampler's path, step-size
+bias, mixing, calibration, ensemble size."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .shared import COLOURS, style
+
 if TYPE_CHECKING:
     from ..toy import Grid
 
-COLORS = {"SGD": "#d62728", "SGLD": "#1f77b4", "pSGLD": "#2ca02c", "SGHMC": "#9467bd", "exact": "#333333"}
 MAX_POINTS = 3000  # drawn per trace; longer runs are thinned evenly for the browser's sake
 
 
@@ -26,18 +28,18 @@ def toy_view(grid: Grid, samples: np.ndarray | None = None, name: str = "SGLD", 
     fig = make_subplots(1, 2, column_widths=[0.6, 0.4], horizontal_spacing=0.1,
                         subplot_titles=("exact posterior p(θ | x) and the chain", "marginal of θ2"))
     fig.add_trace(go.Contour(x=grid.theta1, y=grid.theta2, z=grid.density, showscale=False, ncontours=10,
-                             contours=dict(coloring="none"), line=dict(color=COLORS["exact"], width=1.2),
+                             contours=dict(coloring="none"), line=dict(color=COLOURS["exact"], width=1.2),
                              name="exact", hoverinfo="skip"), 1, 1)
     fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=name, line=dict(width=0.5),
                              marker=dict(size=2.5), opacity=0.6), 1, 1)
     fig.add_trace(go.Scatter(x=grid.theta2, y=grid.marginal(1), mode="lines", name="exact marginal",
-                             line=dict(color=COLORS["exact"])), 1, 2)
+                             line=dict(color=COLOURS["exact"])), 1, 2)
     fig.add_trace(go.Histogram(x=[], histnorm="probability density", name="samples", opacity=0.6,
                                xbins=dict(start=grid.theta2[0], end=grid.theta2[-1], size=0.1)), 1, 2)
     fig.update_xaxes(title_text="θ1", range=[grid.theta1[0], grid.theta1[-1]], row=1, col=1)
     fig.update_yaxes(title_text="θ2", range=[grid.theta2[0], grid.theta2[-1]], row=1, col=1)
     fig.update_xaxes(title_text="θ2", range=[grid.theta2[0], grid.theta2[-1]], row=1, col=2)
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    style(fig, top=40, height=420, showlegend=False)
     if samples is not None:
         set_toy_samples(fig, samples, name, burn_in)
     return fig
@@ -47,9 +49,9 @@ def set_toy_samples(fig: go.Figure, samples: np.ndarray, name: str, burn_in: int
     """Put a chain's samples (T, 2) into a `toy_view` figure (also a FigureWidget: updates it in place)."""
     path = _thin(np.asarray(samples))
     kept = np.asarray(samples)[burn_in:, 1]
-    fig.data[1].update(x=path[:, 0], y=path[:, 1], name=name, line=dict(color=COLORS.get(name)),
-                       marker=dict(color=COLORS.get(name)))
-    fig.data[3].update(x=kept[np.isfinite(kept)], marker=dict(color=COLORS.get(name)))
+    fig.data[1].update(x=path[:, 0], y=path[:, 1], name=name, line=dict(color=COLOURS.get(name)),
+                       marker=dict(color=COLOURS.get(name)))
+    fig.data[3].update(x=kept[np.isfinite(kept)], marker=dict(color=COLOURS.get(name)))
 
 
 def tv_vs_step(records: Sequence[Mapping]) -> go.Figure:
@@ -60,10 +62,8 @@ def tv_vs_step(records: Sequence[Mapping]) -> go.Figure:
         rows = sorted((r for r in records if r["label"] == label), key=lambda r: r["lr"])
         fig.add_trace(go.Scatter(x=[r["lr"] for r in rows], y=[r["tv"] for r in rows], mode="lines+markers",
                                  name=label))
-    fig.update_layout(xaxis_type="log", xaxis_title="learning rate η (mean-loss units; ε = 2η/N)",
-                      yaxis_title="total variation to the exact posterior", yaxis_range=[0, 1.02], height=380,
-                      margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+    return style(fig, xaxis_type="log", xaxis_title="learning rate η (mean-loss units; ε = 2η/N)",
+                 yaxis_title="total variation to the exact posterior", yaxis_range=[0, 1.02], height=380)
 
 
 def traces(runs: Mapping[str, np.ndarray], grad_evals_per_step: Mapping[str, int]) -> go.Figure:
@@ -72,12 +72,9 @@ def traces(runs: Mapping[str, np.ndarray], grad_evals_per_step: Mapping[str, int
     fig = go.Figure()
     for name, values in runs.items():
         steps = np.arange(len(values)) * grad_evals_per_step[name]
-        idx = np.arange(0, len(values), max(1, len(values) // MAX_POINTS))
-        fig.add_trace(go.Scatter(x=steps[idx], y=np.asarray(values)[idx], mode="lines", name=name,
-                                 line=dict(width=1, color=COLORS.get(name))))
-    fig.update_layout(xaxis_title="gradient evaluations (data points touched)", yaxis_title="θ2", height=340,
-                      margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+        fig.add_trace(go.Scatter(x=_thin(steps), y=_thin(np.asarray(values)), mode="lines", name=name,
+                                 line=dict(width=1, color=COLOURS.get(name))))
+    return style(fig, xaxis_title="gradient evaluations (data points touched)", yaxis_title="θ2", height=340)
 
 
 def reliability_diagram(bins: Mapping[str, Mapping]) -> go.Figure:
@@ -89,11 +86,10 @@ def reliability_diagram(bins: Mapping[str, Mapping]) -> go.Figure:
     for name, b in bins.items():
         keep = np.asarray(b["count"]) > 0
         fig.add_trace(go.Scatter(x=np.asarray(b["confidence"])[keep], y=np.asarray(b["accuracy"])[keep],
-                                 mode="lines+markers", name=name, line=dict(color=COLORS.get(name.split()[0])),
+                                 mode="lines+markers", name=name, line=dict(color=COLOURS.get(name.split()[0])),
                                  text=[f"{int(c)} points" for c in np.asarray(b["count"])[keep]]))
-    fig.update_layout(xaxis_title="confidence (top probability)", yaxis_title="accuracy", height=380,
-                      xaxis_range=[0, 1.02], yaxis_range=[0, 1.02], margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+    return style(fig, xaxis_title="confidence (top probability)", yaxis_title="accuracy", height=380,
+                 xaxis_range=[0, 1.02], yaxis_range=[0, 1.02])
 
 
 def by_ensemble_size(rows: Sequence[Mapping], baseline: Mapping | None = None,
@@ -104,12 +100,11 @@ def by_ensemble_size(rows: Sequence[Mapping], baseline: Mapping | None = None,
     fig = make_subplots(1, len(metrics), subplot_titles=[titles.get(m, m) for m in metrics])
     for k, metric in enumerate(metrics, start=1):
         fig.add_trace(go.Scatter(x=[r["members"] for r in rows], y=[r[metric] for r in rows],
-                                 mode="lines+markers", name="SGLD average", line=dict(color=COLORS["SGLD"]),
+                                 mode="lines+markers", name="SGLD average", line=dict(color=COLOURS["SGLD"]),
                                  showlegend=k == 1), 1, k)
         if baseline is not None:
-            fig.add_hline(y=baseline[metric], line=dict(dash="dash", color=COLORS["SGD"]), row=1, col=k,
+            fig.add_hline(y=baseline[metric], line=dict(dash="dash", color=COLOURS["SGD"]), row=1, col=k,
                           annotation_text="SGD, one model" if k == 1 else None, annotation_position="top right")
         fig.update_xaxes(title_text="members M", row=1, col=k)
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    return style(fig, top=40, height=320)
 

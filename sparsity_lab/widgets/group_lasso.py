@@ -9,17 +9,13 @@ import torch
 
 from ..masks import effective_weights
 from ..methods.group_lasso import group_soft_threshold, soft_threshold
-from ..plots.group_lasso import filter_grid, filter_grid_arrays, pareto, pixel_map, prox_2d, prox_3d
+from ..plots.group_lasso import pareto, prox_2d, prox_3d
+from ..plots.shared import filter_grid, filter_grid_arrays, pixel_map
 from ..train import TrainState
+from .shared import View
 
 
-def _display(widget: W.Widget) -> None:
-    from IPython.display import display
-
-    display(widget)
-
-
-class ProxExplorer:
+class ProxExplorer(View):
     """Move the threshold t = η·λ of one proximal step and watch where the point lands, in 2-D and 3-D.
 
     Drive it headless: `explorer.t.value = 0.8; explorer.figure2d.data[3].x`."""
@@ -62,11 +58,8 @@ class ProxExplorer:
     def widget(self) -> W.Widget:
         return W.VBox([self.t, self.figure2d, self.status, self.figure3d])
 
-    def _ipython_display_(self):
-        _display(self.widget)
 
-
-class FilterGridMonitor:
+class FilterGridMonitor(View):
     """A live grid of one conv layer's filters: pass `monitor` as a training callback; every `every` steps it
     redraws the filters and greys out those that are exactly zero. Input channel 0 of each filter is shown."""
 
@@ -97,11 +90,12 @@ class FilterGridMonitor:
         if state.step % self.every == 0 or state.end_of_epoch:
             self.update(state.model)
 
-    def _ipython_display_(self):
-        _display(self.figure)
+    @property
+    def widget(self) -> W.Widget:
+        return self.figure
 
 
-class SweepExplorer:
+class SweepExplorer(View):
     """A λ slider over a precomputed `mlp_sweep`: the chosen point on the error-vs-FLOPs front, the neurons it
     keeps, and the input pixels that survive. Drive it headless: `explorer.scale.value = 2.0`."""
 
@@ -138,6 +132,3 @@ class SweepExplorer:
     @property
     def widget(self) -> W.Widget:
         return W.VBox([self.scale, self.status, W.HBox([self.front, self.pixels])])
-
-    def _ipython_display_(self):
-        _display(self.widget)

@@ -8,45 +8,19 @@ import ipywidgets as W
 import plotly.graph_objects as go
 import torch
 
-from ..compact import compact
-from ..cost import compare_latency, count_parameters, flops
-from ..masks import apply_masks, baked, effective_weights
+from .. import cost
+from ..masks import apply_masks, effective_weights
 from ..methods.magnitude import magnitude_prune
-from ..plots.pruning import receptive_fields, tile
-from ..sparse_inference import CSRMLP
+from ..plots.shared import receptive_fields
 from ..train import evaluate
+from .shared import View, table_html
 
 UNITS = {"weights (unstructured)": "weight", "neurons (structured)": "neuron"}
 
 
-def cost_rows(masked: torch.nn.Module, x: torch.Tensor, threads: int = 1, rounds: int = 3) -> list[dict]:
-    """Params, MACs and measured latency of one masked MLP run three ways: dense with the zeros stored (masks
-    baked), compacted, and as sparse CSR matrices. Speed-ups are against the first."""
-    small = compact(masked)
-    variants = {"masked dense": baked(masked), "compact dense": small, "sparse CSR": CSRMLP(masked)}
-    counts = flops(masked, x[:1])
-    params = count_parameters(masked)
-    sizes = {"masked dense": (params["total"], counts["dense"]),
-             "compact dense": (count_parameters(small)["total"], flops(small, x[:1])["dense"]),
-             "sparse CSR": (params["nonzero"], counts["nonzero"])}
-    seconds = compare_latency(variants, x, threads, rounds=rounds)
-    return [{"variant": name, "params": sizes[name][0], "MACs computed": sizes[name][1],
-             "latency ms": 1e3 * seconds[name], "speed-up": seconds["masked dense"] / seconds[name]}
-            for name in variants]
-
-
-def html_table(rows: list[dict]) -> str:
-    head = "".join(f"<th style='padding:2px 10px'>{k}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 10px;text-align:right'>"
-                                    f"{v:,.2f}</td>" if isinstance(v, float) else
-                                    f"<td style='padding:2px 10px'>{v:,}</td>" if isinstance(v, int) else
-                                    f"<td style='padding:2px 10px'>{v}</td>" for v in r.values()) + "</tr>"
-                   for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-class PruningExplorer:
-    """Prune a trained MLP by magnitude as the slider moves; redraw its layer-1 masks, accuracy and costs.
+class PruningExplorer(View):
+    """Prune a trained MLP by magnitude as the slider moves; redraw its layer-1 masks, accuracy and costs
+    (`cost.variants` on x_bench when `measure`).
 
     Drive it headless: `explorer.sparsity.value = 0.9; explorer.figure.data[0].z`."""
 
@@ -73,20 +47,13 @@ class PruningExplorer:
             self.figure.data[0].z = fresh.data[0].z
             self.figure.data[1].z = fresh.data[1].z
         accuracy = evaluate(self.masked, self.data)["accuracy"]
-        report = flops(self.masked, self.x_bench[:1])
+        report = cost.flops(self.masked, self.x_bench[:1])
         self.status.value = (f"<b>test accuracy {100 * accuracy:.1f}%</b> · MACs per image: dense "
                              f"{report['dense']:,} · nonzero {report['nonzero']:,} · smallest submatrix "
                              f"{report['submatrix']:,}")
         if self.measure:
-            self.table.value = html_table(cost_rows(self.masked, self.x_bench, self.threads))
+            self.table.value = table_html(cost.variants(self.masked, self.x_bench, self.threads))
 
     @property
     def widget(self) -> W.Widget:
         return W.VBox([W.HBox([self.sparsity, self.unit]), self.status, self.figure, self.table])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
-
-
-__all__ = ["PruningExplorer", "cost_rows", "html_table", "tile"]

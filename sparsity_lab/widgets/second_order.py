@@ -1,5 +1,5 @@
-"""Lesson-01 views: a two-weight quadratic bowl where magnitude, OBD and OBS choose, and an explorer of
-pruning paths (criterion × sparsity → layer-1 masks and test error)."""
+"""Second-order pruning views (lesson 01): a two-weight quadratic bowl where magnitude, OBD and OBS choose, and an
+explorer of pruning paths (criterion × sparsity → layer-1 masks and test error)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,17 @@ import plotly.graph_objects as go
 import torch
 
 from ..methods.base import PruningPath, pruned_copy
-from ..methods.obs import obs_saliency, obs_update
-from ..plots.pruning import receptive_fields
-from ..plots.saliency import quadratic_bowl
+from ..methods.obs import two_weight_problem, two_weight_removals
+from ..plots.second_order import quadratic_bowl
+from ..plots.shared import receptive_fields
 from ..train import evaluate
+from .shared import View, table_html
 
 
-def two_weight_problem(correlation: float, ratio: float, w2: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """H = [[1, ρ·√r], [ρ·√r, r]] (curvature r along w2, correlation ρ) and θ* = (1, w2), float64."""
-    off = correlation * ratio ** 0.5
-    return (torch.tensor([[1.0, off], [off, ratio]], dtype=torch.float64),
-            torch.tensor([1.0, w2], dtype=torch.float64))
-
-
-class QuadraticBowlExplorer:
+class QuadraticBowlExplorer(View):
     """Two weights and an exactly quadratic loss: move the Hessian's correlation, the curvature ratio and θ*₂,
-    and see which weight magnitude, OBD and OBS remove, what zeroing it costs, and where OBS's move lands.
+    and see which weight magnitude, OBD and OBS remove, what zeroing it costs, and where OBS's move lands
+    (computed by `obs.two_weight_removals`).
 
     Drive it headless: `bowl.correlation.value = 0.9; bowl.figure.layout.title.text`."""
 
@@ -44,26 +39,13 @@ class QuadraticBowlExplorer:
 
     def _figure(self) -> go.Figure:
         h, theta = two_weight_problem(self.correlation.value, self.ratio.value, self.w2.value)
-        h_inv = torch.linalg.inv(h)
-        zeroed = torch.stack([theta * torch.tensor([0.0, 1.0]), theta * torch.tensor([1.0, 0.0])]).double()
-        moved = torch.stack([obs_update(theta, h_inv, q)[0] for q in (0, 1)])
-
-        def loss(t):
-            d = t - theta
-            return 0.5 * float(d @ h @ d)
-
-        obd, obs = 0.5 * h.diagonal() * theta ** 2, obs_saliency(theta, h_inv)
-        self.removed = {"magnitude": int(theta.abs().argmin()), "OBD": int(obd.argmin()),
-                        "OBS": int(obs.argmin())}
-        rows = "".join(
-            f"<tr><td>w{q + 1}</td><td>{float(theta[q]):+.2f}</td><td>{float(obd[q]):.3f}</td>"
-            f"<td>{loss(zeroed[q]):.3f}</td><td>{float(obs[q]):.3f}</td><td>{loss(moved[q]):.3f}</td></tr>"
-            for q in (0, 1))
-        self.table.value = (
-            "<table style='border-spacing: 14px 2px; text-align: right'><tr><th>weight</th><th>value</th>"
-            "<th>OBD saliency ½H_qqθ_q²</th><th>true ΔL, zeroed</th>"
-            "<th>OBS saliency θ_q²/2[H⁻¹]_qq</th><th>true ΔL after OBS move</th></tr>" + rows + "</table>")
-        return quadratic_bowl(h.numpy(), theta.numpy(), zeroed.numpy(), moved.numpy(), self.removed)
+        r = two_weight_removals(h, theta)
+        self.removed = r["removed"]
+        columns = {"value": theta, "OBD saliency ½H_qqθ_q²": r["obd"], "true ΔL, zeroed": r["loss_zeroed"],
+                   "OBS saliency θ_q²/2[H⁻¹]_qq": r["obs"], "true ΔL after OBS move": r["loss_moved"]}
+        self.table.value = table_html({"weight": ["w1", "w2"], **{c: v.numpy() for c, v in columns.items()}},
+                                      {c: "{:.3f}" for c in columns} | {"value": "{:+.2f}"})
+        return quadratic_bowl(h.numpy(), theta.numpy(), r["zeroed"].numpy(), r["moved"].numpy(), self.removed)
 
     def update(self, *_):
         fresh = self._figure()
@@ -76,12 +58,8 @@ class QuadraticBowlExplorer:
     def widget(self) -> W.Widget:
         return W.VBox([W.HBox([self.correlation, self.ratio, self.w2]), self.figure, self.table])
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
 
-
-class SaliencyExplorer:
+class SaliencyExplorer(View):
     """Choose a criterion and a sparsity: the first layer's surviving weights of (the first `n_units`) hidden
     neurons, each drawn as a side×side map, and the test error of the network pruned that way, read from
     precomputed pruning paths.
@@ -129,7 +107,3 @@ class SaliencyExplorer:
     @property
     def widget(self) -> W.Widget:
         return W.VBox([W.HBox([self.criterion, self.sparsity]), self.status, self.figure])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)

@@ -1,4 +1,4 @@
-"""The lesson-05 views: SGD vs SGLD on the toy posterior, live; and an ensemble-size slider for BMA on MNIST."""
+"""The SG-MCMC lesson's views: SGD vs SGLD on the toy posterior, live; and an ensemble-size slider for BMA on MNIST."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import plotly.graph_objects as go
 import torch
 
 from .. import ensemble, toy
-from ..plots.sgld import reliability_diagram, set_toy_samples, toy_view
+from ..plots.sgmcmc import reliability_diagram, set_toy_samples, toy_view
+from .shared import View, table_html
 
-METHODS = {"SGD (no noise)": "sgd", "SGLD": "sgld", "pSGLD": "psgld", "SGHMC": "sghmc"}
+SAMPLERS = {"SGD (no noise)": "sgd", "SGLD": "sgld", "pSGLD": "psgld", "SGHMC": "sghmc"}  # button → toy method
 NAMES = {"sgd": "SGD", "sgld": "SGLD", "psgld": "pSGLD", "sghmc": "SGHMC"}
 
 
-class ToySampler:
+class ToySampler(View):
     """SGD, SGLD, pSGLD or SGHMC on the Welling & Teh toy posterior: step size, schedule, minibatch size, length.
 
     The chain (path and θ2 histogram) redraws over the exact posterior when a control changes; results are
@@ -25,7 +26,7 @@ class ToySampler:
         self.x, self.grid, self.seed = x, grid, seed
         self.coarse = grid.coarsen(8) if all(n % 8 == 0 for n in grid.density.shape) else grid  # for the TV
         self.cache: dict[tuple, toy.ToyRun] = {}
-        self.method = W.ToggleButtons(options=list(METHODS), value="SGLD", description="method")
+        self.method = W.ToggleButtons(options=list(SAMPLERS), value="SGLD", description="method")
         self.lr = W.FloatLogSlider(value=lr, base=10, min=-3, max=1.3, step=0.1, description="step η",
                                    continuous_update=False, readout_format=".3f")
         self.schedule = W.ToggleButtons(options=["constant", "decaying"], description="schedule")
@@ -44,7 +45,7 @@ class ToySampler:
         return [self.method, self.lr, self.schedule, self.batch_size, self.steps]
 
     def settings(self) -> tuple:
-        return (METHODS[self.method.value], self.lr.value, self.schedule.value, self.batch_size.value,
+        return (SAMPLERS[self.method.value], self.lr.value, self.schedule.value, self.batch_size.value,
                 self.steps.value)
 
     def run(self) -> toy.ToyRun:
@@ -76,12 +77,8 @@ class ToySampler:
         return W.VBox([W.HBox([self.method, self.schedule]), W.HBox([self.lr, self.batch_size, self.steps]),
                        self.status, self.figure])
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
 
-
-class EnsembleSize:
+class EnsembleSize(View):
     """Average the first M sampled networks: reliability diagram and scores of that ensemble beside one SGD
     model. member_probs (K, N, C) softmax outputs of the samples, single_probs (N, C), y (N,).
 
@@ -107,18 +104,11 @@ class EnsembleSize:
         with self.figure.batch_update():
             self.figure.data[2].update(x=bins["confidence"].numpy()[keep], y=bins["accuracy"].numpy()[keep],
                                        name=f"SGLD average of {m}")
-        s = ensemble.scores(probs, self.y, self.n_bins)
-        row = "<td style='padding:2px 10px'>{}</td>" * 4
-        self.status.value = ("<table><tr>" + row.format("", "test error", "NLL", "ECE") + "</tr><tr>"
-                             + row.format("SGD, one model", f"{self.single['error']:.2f}%",
-                                          f"{self.single['nll']:.3f}", f"{self.single['ece']:.3f}") + "</tr><tr>"
-                             + row.format(f"SGLD, average of {m}", f"{s['error']:.2f}%", f"{s['nll']:.3f}",
-                                          f"{s['ece']:.3f}") + "</tr></table>")
+        averaged = ensemble.scores(probs, self.y, self.n_bins)
+        rows = [{"": name, "test error": s["error"], "NLL": s["nll"], "ECE": s["ece"]}
+                for name, s in (("SGD, one model", self.single), (f"SGLD, average of {m}", averaged))]
+        self.status.value = table_html(rows, {"test error": "{:.2f}%", "NLL": "{:.3f}", "ECE": "{:.3f}"})
 
     @property
     def widget(self) -> W.Widget:
         return W.VBox([self.members, self.status, self.figure])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from sparsity_lab.compact import assert_equivalent, compact, max_difference
-from sparsity_lab.sparse_inference import CSRMLP, IndexListLSTMLanguageModel
 from sparsity_lab.masks import apply_masks, combine, effective_weights, get_masks
 from sparsity_lab.models import MLP, LeNet5, LSTMLanguageModel
+from sparsity_lab.sparse_inference import CSRMLP, IndexListLSTMLanguageModel
 from sparsity_lab.structure import layer_groups, neuron_groups, unit_groups
 
 TOL = 1e-5

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sparsity_lab.compact import compact
-from sparsity_lab.cost import count_parameters, flops, latency, matrix_flops
+from sparsity_lab.cost import count_parameters, flops, latency, matrix_flops, variants
 from sparsity_lab.masks import apply_masks, combine
 from sparsity_lab.models import MLP, LeNet5, build
 from sparsity_lab.structure import unit_groups
@@ -153,3 +153,22 @@ def test_latency_measures_and_restores_the_thread_count():
     assert torch.get_num_threads() == threads
     with pytest.raises(ValueError, match="threads"):
         latency(nn.Linear(2, 2), torch.rand(1, 2), threads=0)
+
+
+def test_variants_count_and_time_masked_compact_and_csr():
+    mlp = build("mlp", sizes=[10, 8, 6, 3])
+    g = torch.Generator().manual_seed(0)
+    masks = combine(*[grp.masks(torch.randperm(grp.n, generator=g) < k)
+                      for grp, k in zip(unit_groups(mlp), [7, 5, 2], strict=True)])
+    masked = apply_masks(copy.deepcopy(mlp), masks)
+    x = torch.rand(16, 10)
+    table = variants(masked, x, rounds=1)
+    assert list(table.columns) == ["variant", "params", "MACs computed", "latency ms", "speed-up"]
+    assert list(table["variant"]) == ["masked dense", "compact dense", "sparse CSR"]
+    nonzero = count_parameters(masked)["nonzero"]
+    assert list(table["params"]) == [10 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3, 7 * 5 + 5 + 5 * 2 + 2 + 2 * 3 + 3, nonzero]
+    assert list(table["MACs computed"]) == [10 * 8 + 8 * 6 + 6 * 3, 7 * 5 + 5 * 2 + 2 * 3,
+                                            flops(masked, x[:1])["nonzero"]]
+    assert (table["latency ms"] > 0).all()
+    speedup = table["latency ms"].iloc[0] / table["latency ms"]
+    assert table["speed-up"].tolist() == pytest.approx(speedup.tolist()) and table["speed-up"].iloc[0] == 1.0

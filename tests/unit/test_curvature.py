@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsity_lab import masks, models
 from sparsity_lab import curvature as H
+from sparsity_lab import masks, models
 
 
 class TanhNet(nn.Module):

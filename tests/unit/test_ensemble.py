@@ -110,7 +110,7 @@ def test_ensemble_cost_is_the_sum_over_members():
 
 
 def test_ensemble_widget_follows_its_slider():
-    from sparsity_lab.widgets.sgld import EnsembleSize
+    from sparsity_lab.widgets.sgmcmc import EnsembleSize
 
     g = torch.Generator().manual_seed(0)
     members = torch.softmax(3 * torch.randn(6, 200, 4, generator=g), -1)

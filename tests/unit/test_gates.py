@@ -126,7 +126,7 @@ def test_sss_removes_whole_maps_and_compacts_exactly_on_several_seeds(seed):
         torch.manual_seed(seed)
         model = LeNet5(6, 8, 16, image_size=16)
     data = (x, digits.y_train[:512])
-    sgd_stages(model, data, ((4, 0.05),), batch_size=32, seed=seed)  # a briefly trained network: gradients tell maps apart
+    sgd_stages(model, data, ((4, 0.05),), batch_size=32, seed=seed)  # briefly trained: gradients tell maps apart
     result = sss(model, data, gamma=0.04, stages=((4, 0.05),), kinds=("maps",), batch_size=32, seed=seed)
     kept = [int((s > 0).sum()) for s in result.details["scales"].values()]
     assert sum(kept) < 14 and all(k > 0 for k in kept)  # some maps go, never a whole layer at this γ

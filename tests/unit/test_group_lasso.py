@@ -16,7 +16,7 @@ from sparsity_lab.data import load_digits
 from sparsity_lab.experiments import group_lasso_sweep as sweeps
 from sparsity_lab.methods import group_lasso as gl
 from sparsity_lab.methods import slimming as slim
-from sparsity_lab.models import MLP, LeNet5, LeNet5BN, build
+from sparsity_lab.models import MLP, LeNet5BN, build
 from sparsity_lab.structure import widths
 from sparsity_lab.train import evaluate, fit, sgd_stages
 

@@ -254,11 +254,11 @@ def test_bad_input_is_refused_naming_the_argument():
     mlp = models.build("mlp", sizes=[4, 3])
     for sparsity in (1.5, -0.1):
         with pytest.raises(ValueError, match="sparsity must be in"):
-            filter_l1(model, sparsity=sparsity).masks
+            filter_l1(model, sparsity=sparsity)
         with pytest.raises(ValueError, match="sparsity must be in"):
-            S.kron_obd(model, (x, None), sparsity=sparsity, unit="filter", examples=None).masks
+            S.kron_obd(model, (x, None), sparsity=sparsity, unit="filter", examples=None)
     with pytest.raises(ValueError, match="model must have an nn.Conv2d"):
-        filter_l1(mlp, sparsity=0.5).masks
+        filter_l1(mlp, sparsity=0.5)
     with pytest.raises(ValueError, match="model must have an nn.Conv2d"):
         S.kron_obd_filter_scores(mlp, torch.rand(2, 4))
     with pytest.raises(ValueError, match=r"layers must name conv weights.*fc1\.weight"):
@@ -266,7 +266,7 @@ def test_bad_input_is_refused_naming_the_argument():
     with pytest.raises(ValueError, match="curvature must be"):
         S.kron_obd_filter_scores(model, x, curvature="newton")
     with pytest.raises(ValueError, match="labels y"):
-        S.kron_obd(model, (x, None), sparsity=0.5, unit="filter", examples=None, curvature="fisher").masks
+        S.kron_obd(model, (x, None), sparsity=0.5, unit="filter", examples=None, curvature="fisher")
     grouped = nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.Flatten(), nn.Linear(4 * 9, 3))
     with pytest.raises(ValueError, match="groups=1"):
         H.kfac_factors(grouped, torch.rand(2, 2, 5, 5))

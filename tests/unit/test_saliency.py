@@ -253,7 +253,8 @@ def test_filter_l1_scores_are_sums_of_absolute_kernel_weights():
 
 # ------------------------------------------------------------------------------------------ views
 def test_quadratic_bowl_explorer_shows_each_criterions_choice_headless():
-    from sparsity_lab.widgets.saliency import QuadraticBowlExplorer, two_weight_problem
+    from sparsity_lab.methods.obs import two_weight_problem
+    from sparsity_lab.widgets.second_order import QuadraticBowlExplorer
 
     bowl = QuadraticBowlExplorer(correlation=0.8, ratio=4.0, w2=0.7)
     for correlation, ratio, w2 in [(0.8, 4.0, 0.7), (-0.6, 0.3, 1.2), (0.0, 1.0, -0.4)]:
@@ -275,7 +276,7 @@ def test_quadratic_bowl_explorer_shows_each_criterions_choice_headless():
 
 
 def test_saliency_explorer_redraws_masks_and_error_headless():
-    from sparsity_lab.widgets.saliency import SaliencyExplorer
+    from sparsity_lab.widgets.second_order import SaliencyExplorer
 
     model = models.build("mlp", sizes=[16, 6, 3], seed=0)
     g = torch.Generator().manual_seed(0)

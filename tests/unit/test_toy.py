@@ -119,7 +119,7 @@ def test_a_coarser_grid_keeps_the_probability_of_every_block(grid):
 
 
 def test_toy_widget_redraws_and_reports_a_divergence(data, grid):
-    from sparsity_lab.widgets.sgld import ToySampler
+    from sparsity_lab.widgets.sgmcmc import ToySampler
 
     view = ToySampler(data, grid, steps=500)
     sgld_path = np.array(view.figure.data[1].x)

@@ -1,0 +1,42 @@
+"""What every view shares: the `View` contract (one `widget` to lay out, shown when a cell ends in the view) and
+tables of numbers as HTML, through pandas."""
+
+from __future__ import annotations
+
+import abc
+import numbers
+
+import ipywidgets as W
+import pandas as pd
+from IPython.display import display
+
+TABLE_CSS = "<style>.sparsity-lab-table td, .sparsity-lab-table th {padding: 2px 10px; text-align: right}</style>"
+
+
+class View(abc.ABC):
+    """An interactive view: `widget` is the whole of it as one ipywidget, and a cell that ends in the view shows
+    that widget. Drive a view headless by setting its controls' `.value` and reading its figures' data."""
+
+    @property
+    @abc.abstractmethod
+    def widget(self) -> W.Widget:
+        """The controls, figures and read-outs, laid out."""
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return str(value)
+    return f"{value:,}" if isinstance(value, numbers.Integral) else f"{value:,.2f}"
+
+
+def table_html(rows: list[dict] | dict[str, list] | pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+    """An HTML table through `DataFrame.to_html`. rows: anything `pandas.DataFrame` takes (one dict per row, a dict
+    of columns, a DataFrame). Integers get thousands separators, other numbers two decimals, and each column
+    named in `formats` its own template (column → e.g. "{:.3f}" or "{:.2f}%")."""
+    frame = pd.DataFrame(rows)
+    formats = formats or {}
+    formatters = {c: formats[c].format if c in formats else _cell for c in frame.columns}
+    return TABLE_CSS + frame.to_html(index=False, border=0, formatters=formatters, classes="sparsity-lab-table")
