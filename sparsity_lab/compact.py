@@ -104,8 +104,10 @@ def _pads(padding, kernel_size=(1, 1)) -> bool:
 
 def _keeps_constants(module: nn.Module) -> bool:
     """Whether a constant map stays the same constant everywhere through this step: not through an average pool
-    that counts zero padding into its averages."""
-    return not (isinstance(module, nn.AvgPool2d) and module.count_include_pad and _pads(module.padding))
+    that counts zero padding into its averages, or divides by something else than the window it sums."""
+    if not isinstance(module, nn.AvgPool2d):
+        return True
+    return module.divisor_override is None and not (module.count_include_pad and _pads(module.padding))
 
 
 def _absorbs_constants(reader: nn.Module) -> bool:
@@ -235,14 +237,15 @@ def _shrink(module: nn.Module, name: str, weights: dict[str, torch.Tensor], bias
 
 def _shrink_norm(norm: nn.Module, keep: torch.Tensor) -> nn.Module:
     """BatchNorm over the kept units only (running statistics, scale and shift sliced)."""
-    small = type(norm)(int(keep.sum()), norm.eps, norm.momentum, norm.affine, norm.track_running_stats)
+    small = type(norm)(int(keep.sum()), norm.eps, norm.momentum, norm.affine, norm.track_running_stats,
+                       device=norm.running_mean.device, dtype=norm.running_mean.dtype)
     small.running_mean.copy_(norm.running_mean[keep])
     small.running_var.copy_(norm.running_var[keep])
     small.num_batches_tracked.copy_(norm.num_batches_tracked)
     if norm.affine:
         small.weight.data = norm.weight.detach()[keep].clone()
         small.bias.data = norm.bias.detach()[keep].clone()
-    return small.to(norm.running_mean.device)
+    return small
 
 
 @torch.no_grad()
