@@ -22,7 +22,12 @@ from .train import predict_proba
 
 def average_predictions(member_probs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     """The ensemble's predictive distribution: member_probs (M, N, C) softmax outputs → their mean (N, C)."""
-    probs = torch.stack(list(member_probs)) if not torch.is_tensor(member_probs) else member_probs
+    if not torch.is_tensor(member_probs):
+        member_probs = list(member_probs)
+        if not member_probs:
+            raise ValueError("member_probs is empty: give at least one member's (N, C) softmax outputs")
+        member_probs = torch.stack(member_probs)
+    probs = member_probs
     if probs.dim() != 3 or len(probs) == 0:
         raise ValueError(f"member_probs must be (M, N, C) with M ≥ 1, got shape {tuple(probs.shape)}")
     return probs.mean(0)

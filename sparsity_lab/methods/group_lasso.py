@@ -34,10 +34,10 @@ KINDS = ("neurons", "inputs", "outputs", "filters", "channels", "shapes", "layer
 SSL_THRESHOLD = 1e-4  # the SSL code zeroes groups whose norm falls below this after subgradient training
 
 
-def check_lambda(value: float, name: str = "lam") -> float:
-    """Validate a penalty weight: a finite number ≥ 0."""
+def check_lambda(value: float, name: str = "lam", what: str = "a penalty weight") -> float:
+    """Validate a penalty weight (or another `what`): a finite number ≥ 0."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number ≥ 0 (a penalty weight), got {value!r}")
+        raise ValueError(f"{name} must be a finite number ≥ 0 ({what}), got {value!r}")
     return float(value)
 
 
@@ -122,22 +122,29 @@ class GroupLasso:
     def prox_(self, model: nn.Module, lr: float | dict[str, float]) -> None:
         """One proximal step in place: every group is scaled by max(0, 1 − lr·λ·√dim/‖θ_g‖).
 
-        `lr` is a number or a dict param name → lr. Terms are applied one after another; where groups overlap
-        (filters and channels of one conv) this is the usual approximation of the joint proximal map."""
-        weights = raw_weights(model)
+        `lr` is a number ≥ 0 or a dict param name → lr. The norms are those of the weights the forward pass sees
+        (masks applied), the scaling acts on the trainable originals. Terms are applied one after another; where
+        groups overlap (filters and channels of one conv) this is the usual approximation of the joint map."""
+        steps = lr if isinstance(lr, dict) else None
+        for name, value in (steps or {"lr": lr}).items():
+            check_lambda(value, f"lr[{name!r}]" if steps is not None else "lr", "a step size")
+        seen, weights = effective_weights(model), raw_weights(model)
         for g, lam in self.terms:
-            step = lr if not isinstance(lr, dict) else lr[g.parts[0][0]]
-            factors = shrink_factors(g.norms(weights), step * lam * g.size ** 0.5)
+            step = lr if steps is None else steps[g.parts[0][0]]
+            factors = shrink_factors(g.norms(seen), step * lam * g.size ** 0.5)
             for name, _, idx in g.parts:
                 flat = weights[name].view(-1)
                 flat[idx] = flat[idx] * factors.unsqueeze(1)
+            seen = effective_weights(model)  # the next term sees this one's step
 
     @torch.no_grad()
     def zero_below_(self, model: nn.Module, tol: float = SSL_THRESHOLD) -> None:
-        """Set every group whose norm is below `tol` to zero (what the SSL code does after subgradient steps)."""
+        """Set every group whose norm (as the forward pass sees it) is below `tol` to zero (what the SSL code does
+        after subgradient steps)."""
+        check_lambda(tol, "tol")
         weights = raw_weights(model)
         for g, _ in self.terms:
-            small = g.norms(weights) < tol
+            small = g.norms(effective_weights(model)) < tol
             for name, _, idx in g.parts:
                 weights[name].view(-1)[idx[small].reshape(-1)] = 0.0
 

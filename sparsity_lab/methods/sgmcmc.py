@@ -138,8 +138,12 @@ class _SGMCMC(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         if self.schedule is not None:
+            lr = self.schedule(self.steps)
+            if not (isinstance(lr, int | float) and lr > 0 and math.isfinite(lr)):
+                raise ValueError(f"the step-size schedule gave lr = {lr!r} at step {self.steps}: every step needs a "
+                                 "positive, finite lr (a schedule that reaches 0 stalls the chain)")
             for group in self.param_groups:
-                group["lr"] = self.schedule(self.steps)
+                group["lr"] = lr
         named = self._named()
         prior_grads = self._prior_gradients(named)
         self.steps += 1

@@ -36,6 +36,8 @@ def test_average_predictions_is_the_mean_of_the_members():
     torch.testing.assert_close(ensemble.average_predictions(list(members)), ensemble.average_predictions(members))
     with pytest.raises(ValueError, match="member_probs"):
         ensemble.average_predictions(torch.ones(3, 4))
+    with pytest.raises(ValueError, match="member_probs is empty"):
+        ensemble.average_predictions([])
 
 
 def test_nll_and_error_by_hand():

@@ -437,3 +437,39 @@ def test_mlp_sweep_pairs_structured_and_unstructured_points_at_equal_sparsity():
     assert sum(c == "1" for c in ssl["pixels"]) == sizes[0]
     assert sweep["dense"]["flops_compact"] == l1["flops_compact"] == 784 * 500 + 500 * 300 + 300 * 10
     assert l1["flops_nonzero"] == ssl["flops_nonzero"]  # equal sparsity: the same number of nonzero weights
+
+
+# ------------------------------------------------------------------------------------------- masked models
+def test_the_proximal_step_reads_the_norms_the_forward_pass_sees():
+    """A group whose masked norm is below the threshold must land on exactly zero, even when its raw (unmasked)
+    weights are large; the same for zero_below_."""
+    from sparsity_lab.masks import apply_masks, effective_weights
+
+    model = MLP([3, 2, 2])
+    with torch.no_grad():
+        model.layers[0].weight.copy_(torch.tensor([[5.0, 0.1, 0.1], [1.0, 1.0, 1.0]]))
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    mask[0, 0] = False  # the 5 is masked: row 0 as the forward pass sees it has norm √0.02 ≈ 0.14
+    apply_masks(model, {"layers.0.weight": mask})
+    lasso = gl.group_lasso(model, {"layers.0.outputs": 1.0})
+    lasso.prox_(model, 0.2 / 3 ** 0.5)  # threshold t = lr·λ·√3 = 0.2: above 0.14, below row 1's norm √3
+    seen = effective_weights(model)["layers.0.weight"]
+    assert torch.equal(seen[0], torch.zeros(3)) and seen[1].abs().min() > 0
+    assert lasso.masks(model)["layers.0.weight"][0].sum() == 0
+    again = MLP([3, 2, 2])
+    with torch.no_grad():
+        again.layers[0].weight.copy_(torch.tensor([[5.0, 1e-5, 1e-5], [1.0, 1.0, 1.0]]))
+    apply_masks(again, {"layers.0.weight": mask})
+    lasso = gl.group_lasso(again, {"layers.0.outputs": 1.0})
+    lasso.zero_below_(again, 1e-4)
+    assert torch.equal(effective_weights(again)["layers.0.weight"][0], torch.zeros(3))
+
+
+@pytest.mark.parametrize("lr", [-0.1, float("nan"), float("inf"), {"layers.0.weight": -1.0}])
+def test_a_proximal_step_size_must_be_finite_and_not_negative(lr):
+    model = tiny_mlp()
+    lasso = gl.group_lasso(model, {"neurons": 0.1})
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=r"lr.* must be a finite number ≥ 0 \(a step size\)"):
+        lasso.prox_(model, lr)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -225,3 +225,16 @@ def test_ess_sees_chains_stuck_in_different_modes():
     g = torch.Generator().manual_seed(0)
     stuck = torch.randn(5000, 4, generator=g, dtype=torch.float64) * 0.1 + torch.tensor([-1.0, 1.0, -1.0, 1.0])
     assert effective_sample_size(stuck) < 50
+
+
+@pytest.mark.parametrize("schedule, bad_step", [(lambda t: 0.1 if t < 3 else 0.0, 3),
+                                                (lambda t: 0.1 - 0.04 * t, 3),
+                                                (lambda t: 0.1 if t < 2 else float("nan"), 2)])
+def test_a_step_size_schedule_is_checked_at_every_step_not_only_the_first(schedule, bad_step):
+    theta = torch.zeros(3, requires_grad=True)
+    sampler = SGLD([theta], lr=schedule, num_data=10, seed=0)
+    with pytest.raises(ValueError, match=rf"schedule gave lr = .* at step {bad_step}"):
+        for _ in range(bad_step + 1):
+            theta.grad = torch.ones(3)
+            sampler.step()
+    assert sampler.steps == bad_step  # the chain stopped before the bad step moved anything
