@@ -28,7 +28,7 @@ from torch.nn.utils import parametrize
 
 from .masks import check_masks, effective_weights, prunable
 from .models import LSTMLayer
-from .structure import ACTIVATIONS, NORMS, WEIGHT_LAYERS, chain, has_input_index, in_units, out_units
+from .structure import ACTIVATIONS, NORMS, WEIGHT_LAYERS, chain, check_input, has_input_index, in_units, out_units
 
 
 def compact(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> nn.Module:
@@ -285,6 +285,7 @@ def max_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
 def assert_equivalent(masked: nn.Module, small: nn.Module, x: torch.Tensor, atol: float = 1e-5) -> float:
     """Raise AssertionError unless `small` computes what `masked` does on `x` (max |difference| ≤ atol, relative
     to the output scale when outputs are larger than 1). Returns the max difference."""
+    check_input(masked, x)
     diff = max_difference(masked, small, x)
     with torch.no_grad():
         scale = max(1.0, masked(x).abs().max().item())

@@ -22,6 +22,7 @@ from .compact import compact
 from .masks import baked, effective_weights
 from .models import LSTMLayer
 from .sparse_inference import CSRMLP
+from .structure import check_input
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -47,6 +48,7 @@ def flops(model: nn.Module, example: torch.Tensor) -> dict:
     """FLOPs per example of `model` on an input shaped like `example` (a batch of one image, or (1, 1) tokens).
 
     Returns {"dense", "nonzero", "submatrix", "layers": [per-layer rows]}; uses forward hooks for conv sizes."""
+    check_input(model, example, "example")
     weights = effective_weights(model)
     names = {id(m): n for n, m in model.named_modules()}
     uses: dict[str, int] = {}

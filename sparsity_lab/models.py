@@ -12,10 +12,16 @@ An `nn.Sequential` is its own chain.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def is_count(value) -> bool:
+    """Whether `value` can be a layer width: a positive integer (a float like 2.5, or True, cannot)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 class MLP(nn.Module):
@@ -27,8 +33,8 @@ class MLP(nn.Module):
 
     def __init__(self, sizes: list[int], input_index: torch.Tensor | None = None):
         super().__init__()
-        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-            raise ValueError(f"sizes must list at least two positive layer widths, got {sizes}")
+        if len(sizes) < 2 or not all(is_count(s) for s in sizes):
+            raise ValueError(f"sizes must list at least two layer widths, each a positive integer, got {list(sizes)}")
         sizes = [int(s) for s in sizes]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.register_buffer("input_index", input_index)
@@ -81,8 +87,10 @@ class LeNet5(nn.Module):
         side = ((image_size - 4) // 2 - 4) // 2
         if side < 1:
             raise ValueError(f"image_size must be at least 16 for two 5×5 convolutions and pools, got {image_size}")
-        if min(conv1, conv2, fc1, n_classes, in_channels) < 1:
-            raise ValueError("conv1, conv2, fc1, n_classes and in_channels must all be positive")
+        counts = {"conv1": conv1, "conv2": conv2, "fc1": fc1, "n_classes": n_classes, "in_channels": in_channels}
+        bad = {k: v for k, v in counts.items() if not is_count(v)}
+        if bad:
+            raise ValueError(f"conv1, conv2, fc1, n_classes and in_channels must be positive integers, got {bad}")
         self.image_size, self.side = image_size, side
         self.conv1 = nn.Conv2d(in_channels, conv1, 5)
         self.conv2 = nn.Conv2d(conv1, conv2, 5)
@@ -162,8 +170,8 @@ class LSTMLanguageModel(nn.Module):
 
     def __init__(self, vocab: int = 10000, embedding: int = 650, hidden: tuple[int, ...] = (650, 650)):
         super().__init__()
-        if vocab < 1 or embedding < 1 or not hidden or min(hidden) < 1:
-            raise ValueError(f"vocab, embedding and every hidden size must be positive, got {vocab}, "
+        if not hidden or not all(is_count(v) for v in (vocab, embedding, *hidden)):
+            raise ValueError(f"vocab, embedding and every hidden size must be positive integers, got {vocab}, "
                              f"{embedding}, {hidden}")
         self.embedding = nn.Embedding(vocab, embedding)
         sizes = [embedding, *hidden]

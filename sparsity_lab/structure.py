@@ -84,6 +84,33 @@ def run_chain(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def check_input(model: nn.Module, x: torch.Tensor, argument: str = "x") -> None:
+    """Raise ValueError naming `argument`, its shape and what `model` reads (from its chain: features, images or
+    token ids) when x cannot be the model's input. Models without a chain are not checked."""
+    if not declares_chain(model):
+        return
+    steps = chain(model)
+    first = next(m for _, m in steps if isinstance(m, WEIGHT_LAYERS))
+    select = next((m for _, m in steps if isinstance(m, SelectInputs)), None)
+    if isinstance(first, nn.Embedding):
+        ok = not x.is_floating_point() and x.dim() == 2 and (x.numel() == 0 or int(x.max()) < first.num_embeddings)
+        reads = f"(T, B) integer token ids below {first.num_embeddings:,}"
+    elif isinstance(first, nn.Conv2d):
+        side = getattr(model, "image_size", None)
+        ok = x.dim() == 4 and x.shape[1] == first.in_channels and (side is None or tuple(x.shape[2:]) == (side,) * 2)
+        reads = f"(B, {first.in_channels}, {side or 'H'}, {side or 'W'}) images"
+    else:
+        flat = isinstance(steps[0][1], nn.Flatten)
+        need = int(select.index.max()) + 1 if select is not None else first.in_features
+        features = x.flatten(1).shape[1] if flat and x.dim() >= 2 else x.shape[-1] if x.dim() >= 2 else 0
+        ok = x.is_floating_point() and (features >= need if select is not None else features == need)
+        reads = f"(B, {need}{'+' if select is not None else ''}) features" + (", or images of that many pixels"
+                                                                               if flat else "")
+    if not ok:
+        raise ValueError(f"{argument} has shape {tuple(x.shape)} ({str(x.dtype).removeprefix('torch.')}), but "
+                         f"{type(model).__name__} reads {reads}")
+
+
 def in_units(layer: nn.Module) -> int:
     """How many units a weight layer reads: input features, channels, tokens (an Embedding) or LSTM inputs."""
     return {nn.Linear: lambda m: m.in_features, nn.Conv2d: lambda m: m.in_channels,

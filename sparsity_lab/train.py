@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .gates import gates
+from .structure import check_input
 
 
 class DivergenceError(RuntimeError):
@@ -93,6 +94,7 @@ def fit(
     each epoch's summary has its test accuracy and NLL (see `evaluate`).
     """
     x, y = as_tensors(data)
+    check_pair(model, x, y, "the training data")
     if not isinstance(epochs, numbers.Integral) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs}")
     if not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= len(x):
@@ -157,9 +159,17 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, dev
                       for i in range(0, len(x), batch_size)])
 
 
+def check_pair(model: nn.Module, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    """Raise ValueError unless x is an input `model` reads and y has one label per example of x."""
+    check_input(model, x, f"x of {what}")
+    if y.dim() < 1 or len(y) != len(x):
+        raise ValueError(f"{what} has {len(x)} examples in x but y has shape {tuple(y.shape)}: give one label each")
+
+
 def evaluate(model: nn.Module, data, batch_size: int = 1024, device="cpu") -> dict[str, float]:
     """Test accuracy, error (%) and mean negative log-likelihood of `model` on a Dataset's test split or (x, y)."""
     x, y = (data.x_test, data.y_test) if hasattr(data, "x_test") else data
+    check_pair(model, x, y, "the test data")
     probs = predict_proba(model, x, batch_size, device)
     accuracy = (probs.argmax(1) == y).double().mean().item()
     nll = -torch.log(probs[torch.arange(len(y)), y].clamp_min(1e-12)).mean().item()

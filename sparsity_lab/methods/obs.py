@@ -32,10 +32,20 @@ def _check(theta: torch.Tensor, h_inv: torch.Tensor, name: str = "h_inv") -> Non
                          f"{tuple(h_inv.shape)}")
 
 
-def obs_saliency(theta: torch.Tensor, h_inv: torch.Tensor) -> torch.Tensor:
-    """L_q = θ_q² / (2·[H⁻¹]_qq) for every weight (n,): the loss increase of removing q after OBS's update."""
-    _check(theta, h_inv)
+def _saliency(theta: torch.Tensor, h_inv: torch.Tensor) -> torch.Tensor:
     return theta.pow(2) / (2 * h_inv.diagonal())
+
+
+def obs_saliency(theta: torch.Tensor, h_inv: torch.Tensor) -> torch.Tensor:
+    """L_q = θ_q² / (2·[H⁻¹]_qq) for every weight (n,): the loss increase of removing q after OBS's update.
+
+    h_inv must be symmetric positive definite (an inverse of a curvature at a minimum, damped if need be): with a
+    negative or zero [H⁻¹]_qq the formula would promise a loss *decrease*, so such an h_inv is an error."""
+    _check(theta, h_inv)
+    if not torch.allclose(h_inv, h_inv.T, rtol=1e-5, atol=1e-8) or torch.linalg.cholesky_ex(h_inv).info != 0:
+        raise ValueError("h_inv must be symmetric positive definite (the inverse of a curvature at a minimum; add "
+                         f"damping), got one with diagonal {h_inv.diagonal()[:4].tolist()}")
+    return _saliency(theta, h_inv)
 
 
 def obs_update(theta: torch.Tensor, h_inv: torch.Tensor, q) -> tuple[torch.Tensor, float]:
@@ -102,7 +112,7 @@ class _Block:
         self.theta, self.h_inv = theta.to(h_inv.dtype).clone(), h_inv.clone()
         self.alive = torch.arange(len(theta))                       # original positions of the rows of h_inv
         self.gone = torch.zeros(len(theta), dtype=torch.bool)       # removed (pinned), not yet cut out
-        self.scores = obs_saliency(self.theta, self.h_inv)
+        self.scores = _saliency(self.theta, self.h_inv)
 
     def remove(self, q: torch.Tensor) -> float:
         self.theta, increase = obs_update(self.theta, self.h_inv, q)
@@ -112,7 +122,7 @@ class _Block:
             keep = ~self.gone
             self.theta, self.alive, self.gone = self.theta[keep], self.alive[keep], self.gone[keep]
             self.h_inv = self.h_inv[keep][:, keep]
-        self.scores = torch.where(self.gone, torch.inf, obs_saliency(self.theta, self.h_inv))
+        self.scores = torch.where(self.gone, torch.inf, _saliency(self.theta, self.h_inv))
         return increase
 
 

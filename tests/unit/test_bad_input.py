@@ -6,16 +6,19 @@ import torch
 from torch import nn
 
 from sparsity_lab import gates, recipes
-from sparsity_lab.compact import compact
+from sparsity_lab.compact import assert_equivalent, compact
+from sparsity_lab.cost import flops
 from sparsity_lab.masks import apply_masks, as_bool
 from sparsity_lab.methods import METHODS
 from sparsity_lab.methods.base import select_groups, select_weights
 from sparsity_lab.methods.lottery import lottery_tickets
+from sparsity_lab.methods.obs import obs_saliency
 from sparsity_lab.methods.slimming import slimming_cut
 from sparsity_lab.methods.sss import ScalingGate
-from sparsity_lab.models import MLP, LeNet5, LeNet5BN
+from sparsity_lab.models import MLP, LeNet5, LeNet5BN, build
 from sparsity_lab.sparse_inference import CSRMLP, IndexListLSTMLanguageModel
 from sparsity_lab.structure import chain, unit_groups
+from sparsity_lab.train import evaluate, fit
 
 
 def mlp():
@@ -79,6 +82,27 @@ BAD = [
     ("a gate side that does not exist", lambda: gates.attach(mlp(), ScalingGate, side="middle"), "side must be"),
     ("gates on a model without them", lambda: gates.keep_masks(mlp()), "has no gates"),
     ("a negative SSS γ", lambda: ScalingGate(3, gamma=-1.0), "gamma must be a finite number"),
+    # models
+    ("an MLP width of 2.5", lambda: MLP([784, 2.5, 10]), r"each a positive integer, got \[784, 2.5, 10\]"),
+    ("a LeNet5 with no filters", lambda: LeNet5(conv1=0), r"positive integers, got \{'conv1': 0\}"),
+    # data that does not fit the model or itself
+    ("fit with more images than labels", lambda: fit(mlp(), (torch.rand(8, 4), torch.zeros(7, dtype=torch.long))),
+     "has 8 examples in x but y has shape \\(7,\\)"),
+    ("evaluate with more images than labels",
+     lambda: evaluate(mlp(), (torch.rand(8, 4), torch.zeros(7, dtype=torch.long))), "has 8 examples in x"),
+    ("fit on images of the wrong size", lambda: fit(mlp(), (torch.rand(8, 5), torch.zeros(8, dtype=torch.long))),
+     r"x of the training data has shape \(8, 5\).*MLP reads \(B, 4\) features"),
+    ("evaluate on images of the wrong size",
+     lambda: evaluate(LeNet5(3, 4, 5, image_size=16), (torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))),
+     r"LeNet5 reads \(B, 1, 16, 16\) images"),
+    ("FLOPs of the wrong example", lambda: flops(mlp(), torch.rand(1, 7)), r"example has shape \(1, 7\)"),
+    ("assert_equivalent on the wrong input", lambda: assert_equivalent(mlp(), mlp(), torch.rand(2, 3)),
+     r"x has shape \(2, 3\)"),
+    ("tokens beyond the vocabulary", lambda: evaluate(build("lstm-lm", vocab=5, embedding=2, hidden=(3,)),
+                                                       (torch.full((4, 2), 9), torch.zeros(4, dtype=torch.long))),
+     "token ids below 5"),
+    ("an OBS inverse Hessian that is not positive definite",
+     lambda: obs_saliency(torch.ones(2), torch.tensor([[1.0, 2.0], [2.0, 1.0]])), "symmetric positive definite"),
     # other inference paths and budgets
     ("index lists for an MLP", lambda: IndexListLSTMLanguageModel(mlp()), "needs an LSTMLanguageModel"),
     ("CSR matrices for a LeNet5", lambda: CSRMLP(LeNet5(3, 4, 5, image_size=16)), "needs an MLP"),
