@@ -201,3 +201,22 @@ def run_chains(x: torch.Tensor, method: str = "sgld", lr: float = 0.1, steps: in
             return ToyRun(out, t + 1, t * batch_size)
         out[t] = theta.numpy()
     return ToyRun(out, None, steps * batch_size)
+
+
+def gaussian_variance_ratio(method: str = "sgld", lr: float = 0.05, steps: int = 2000, chains: int = 2000,
+                            num_data: int = 50, start: float = 1.0, seed: int = 0, **options) -> tuple[float, float]:
+    """How wide a sampler's samples of a Gaussian posterior are: (sample variance / exact variance, its standard
+    error √(2/chains)).
+
+    The posterior of the mean of `num_data` unit-variance observations with x̄ = 0 and a flat prior is N(0, 1/N);
+    its mean-loss gradient (θ − x̄) is given exactly (full batch), so only the sampler's own approximations
+    remain: the step's discretisation (about lr/2 for SGLD) and, for pSGLD, the dropped Γ(θ) term. `chains`
+    independent chains run `steps` steps from θ = `start` (far out in the tail, as a chain starts from an
+    initialisation) and their last states are the samples."""
+    cls = {"sgld": SGLD, "psgld": pSGLD, "sghmc": SGHMC}[method]
+    theta = torch.full((chains,), float(start), dtype=torch.float64)
+    optimizer = cls([("theta", theta)], lr, num_data, seed=seed, **options)
+    for _ in range(steps):
+        theta.grad = theta.clone()  # the gradient of the mean loss (θ − x̄)²/2, x̄ = 0
+        optimizer.step()
+    return float(theta.var()) * num_data, (2 / chains) ** 0.5

@@ -16,13 +16,15 @@ NAMES = {"sgd": "SGD", "sgld": "SGLD", "psgld": "pSGLD", "sghmc": "SGHMC"}
 
 
 class ToySampler(View):
-    """SGD, SGLD, pSGLD or SGHMC on the Welling & Teh toy posterior: step size, schedule, minibatch size, length.
+    """SGD, SGLD, pSGLD or SGHMC on the Welling & Teh toy posterior: step size, schedule, minibatch size, length,
+    and pSGLD's RMS memory α (0.999 by default: 0.99, the package's and RMSprop's default, follows the chain closely
+    enough that the dropped Γ(θ) term widens the samples, see pSGLD).
 
     The chain (path and θ2 histogram) redraws over the exact posterior when a control changes; results are
     cached by their settings. Drive it headless: `view.lr.value = 2.0; view.figure.data[1].x`."""
 
     def __init__(self, x: torch.Tensor, grid: toy.Grid, lr: float = 0.1, steps: int = 2000, batch_size: int = 10,
-                 seed: int = 0):
+                 alpha: float = 0.999, seed: int = 0):
         self.x, self.grid, self.seed = x, grid, seed
         self.coarse = grid.coarsen(8) if all(n % 8 == 0 for n in grid.density.shape) else grid  # for the TV
         self.cache: dict[tuple, toy.ToyRun] = {}
@@ -34,6 +36,7 @@ class ToySampler(View):
                                             description="minibatch", continuous_update=False)
         self.steps = W.SelectionSlider(options=[500, 1000, 2000, 5000, 10000], value=steps, description="steps",
                                        continuous_update=False)
+        self.alpha = W.ToggleButtons(options=[0.99, 0.999, 0.9999], value=alpha, description="pSGLD α")
         self.status = W.HTML()
         self.figure = go.FigureWidget(toy_view(grid))
         for control in self.controls:
@@ -42,19 +45,21 @@ class ToySampler(View):
 
     @property
     def controls(self) -> list[W.ValueWidget]:
-        return [self.method, self.lr, self.schedule, self.batch_size, self.steps]
+        return [self.method, self.lr, self.schedule, self.batch_size, self.steps, self.alpha]
 
     def settings(self) -> tuple:
-        return (SAMPLERS[self.method.value], self.lr.value, self.schedule.value, self.batch_size.value,
-                self.steps.value)
+        method = SAMPLERS[self.method.value]
+        return (method, self.lr.value, self.schedule.value, self.batch_size.value, self.steps.value,
+                self.alpha.value if method == "psgld" else None)
 
     def run(self) -> toy.ToyRun:
         """The chain for the current settings (computed once per distinct setting)."""
         key = self.settings()
         if key not in self.cache:
-            method, lr, schedule, batch_size, steps = key
+            method, lr, schedule, batch_size, steps, alpha = key
+            options = {} if alpha is None else {"alpha": alpha}
             self.cache[key] = toy.run_chains(self.x, method, lr=lr, steps=steps, batch_size=batch_size,
-                                             schedule=schedule, seed=self.seed)
+                                             schedule=schedule, seed=self.seed, **options)
         return self.cache[key]
 
     def update(self, *_) -> None:
@@ -74,8 +79,8 @@ class ToySampler(View):
 
     @property
     def widget(self) -> W.Widget:
-        return W.VBox([W.HBox([self.method, self.schedule]), W.HBox([self.lr, self.batch_size, self.steps]),
-                       self.status, self.figure])
+        return W.VBox([W.HBox([self.method, self.schedule, self.alpha]),
+                       W.HBox([self.lr, self.batch_size, self.steps]), self.status, self.figure])
 
 
 class EnsembleSize(View):

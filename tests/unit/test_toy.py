@@ -127,5 +127,14 @@ def test_toy_widget_redraws_and_reports_a_divergence(data, grid):
     view.method.value = "SGD (no noise)"
     assert not np.array_equal(np.array(view.figure.data[1].x), sgld_path)
     assert view.figure.data[1].name == "SGD"
+    view.method.value = "pSGLD"
+    runs = len(view.cache)
+    view.alpha.value = 0.99  # α changes the pSGLD chain, and only that one
+    assert len(view.cache) == runs + 1 and view.settings()[-1] == 0.99
+    psgld_99 = np.array(view.figure.data[1].x)
+    view.alpha.value = 0.9999
+    assert not np.array_equal(np.array(view.figure.data[1].x), psgld_99)
+    view.method.value = "SGLD"
+    assert view.settings()[-1] is None and np.array_equal(np.array(view.figure.data[1].x), sgld_path)
     view.lr.value = 15.0
     assert "diverged at step" in view.status.value
