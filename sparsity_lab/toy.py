@@ -203,20 +203,31 @@ def run_chains(x: torch.Tensor, method: str = "sgld", lr: float = 0.1, steps: in
     return ToyRun(out, None, steps * batch_size)
 
 
+def gaussian_chains(method: str = "sgld", curvatures=(1.0,), lr: float = 0.05, steps: int = 2000,
+                    chains: int = 2000, num_data: int = 50, start: float = 1.0, seed: int = 0,
+                    **options) -> torch.Tensor:
+    """Chains of a sampler on a Gaussian posterior with independent coordinates: the mean loss ½·Σ_i c_i·θ_i² (c the
+    `curvatures`, their spread sets the conditioning), so the posterior is N(0, 1/(N·c_i)) per coordinate. The
+    gradient c ⊙ θ is exact (full batch): only the sampler's own approximations remain. Every chain starts at θ_i =
+    `start` (out in the tail, as from an initialisation). Returns the states (steps, chains, dim), float64."""
+    cls = {"sgld": SGLD, "psgld": pSGLD, "sghmc": SGHMC}[method]
+    c = torch.as_tensor(curvatures, dtype=torch.float64)
+    theta = torch.full((chains, len(c)), float(start), dtype=torch.float64)
+    optimizer = cls([("theta", theta)], lr, num_data, seed=seed, **options)
+    out = torch.empty(steps, chains, len(c), dtype=torch.float64)
+    for t in range(steps):
+        theta.grad = theta * c
+        optimizer.step()
+        out[t] = theta
+    return out
+
+
 def gaussian_variance_ratio(method: str = "sgld", lr: float = 0.05, steps: int = 2000, chains: int = 2000,
                             num_data: int = 50, start: float = 1.0, seed: int = 0, **options) -> tuple[float, float]:
     """How wide a sampler's samples of a Gaussian posterior are: (sample variance / exact variance, its standard
-    error √(2/chains)).
+    error √(2/chains)), from the last states of `gaussian_chains` on the posterior N(0, 1/N) of a mean.
 
-    The posterior of the mean of `num_data` unit-variance observations with x̄ = 0 and a flat prior is N(0, 1/N);
-    its mean-loss gradient (θ − x̄) is given exactly (full batch), so only the sampler's own approximations
-    remain: the step's discretisation (about lr/2 for SGLD) and, for pSGLD, the dropped Γ(θ) term. `chains`
-    independent chains run `steps` steps from θ = `start` (far out in the tail, as a chain starts from an
-    initialisation) and their last states are the samples."""
-    cls = {"sgld": SGLD, "psgld": pSGLD, "sghmc": SGHMC}[method]
-    theta = torch.full((chains,), float(start), dtype=torch.float64)
-    optimizer = cls([("theta", theta)], lr, num_data, seed=seed, **options)
-    for _ in range(steps):
-        theta.grad = theta.clone()  # the gradient of the mean loss (θ − x̄)²/2, x̄ = 0
-        optimizer.step()
-    return float(theta.var()) * num_data, (2 / chains) ** 0.5
+    The gradient is exact, so what is left is the step's discretisation (a factor 1/(1 − lr/2) for SGLD) and, for
+    pSGLD, the dropped Γ(θ) term."""
+    last = gaussian_chains(method, (1.0,), lr, steps, chains, num_data, start, seed, **options)[-1, :, 0]
+    return float(last.var()) * num_data, (2 / chains) ** 0.5

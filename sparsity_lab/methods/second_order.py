@@ -2,9 +2,10 @@
 
 Removing weights is a move δθ; near a minimum θ* the loss rises by ΔL ≈ ½·δθᵀ·H·δθ. Each criterion scores that:
 
-    OBD       ½·H_qq·θ_q²                  the diagonal of H only (LeCun et al. 1990, eq. 6)
-    OBS       θ_q² / (2·[H⁻¹]_qq)          the other weights move to compensate (Hassibi & Stork 1993, eq. 5;
-                                           the algebra is in obs.py)
+    OBD       ½·H_qq·θ_q²                  the diagonal of H only (LeCun et al. 1990, the saliency s_k of step 4
+                                           of their OBD procedure)
+    OBS       θ_q² / (2·[H⁻¹]_qq)          the other weights move to compensate (Hassibi & Stork 1993; the
+                                           algebra is in obs.py)
     Kron-OBD  ½·A_jj·c_jᵀ·S·c_j            a whole unit, from K-FAC factors H ≈ S ⊗ A (Wang et al. 2019, sec. 3)
               ½·S_jj·w_jᵀ·A·w_j            a whole conv filter w_j (row j of W viewed as (out, in·kh·kw))
     Kron-OBS  ½·tr(S·W_Q·([A⁻¹]_QQ)⁻¹·W_Qᵀ)  a whole unit (its columns Q in the layer that reads it), and that
@@ -57,7 +58,7 @@ def _check_curvature(curvature: str, y) -> None:
 # ---------------------------------------------------------------------------------------------- OBD
 def obd_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str] | None = None,
                method: str = "gauss-newton", samples: int = 100, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Optimal Brain Damage saliencies s_q = ½·H_qq·θ_q² (LeCun et al. 1990, eq. 6), name → tensor.
+    """Optimal Brain Damage saliencies s_q = ½·H_qq·θ_q² (LeCun et al. 1990), name → tensor.
 
     x (N, ...), y (N,): the examples whose mean loss is expanded. method: how diag(H) is found ("exact",
     "hutchinson", "gauss-newton", "fisher", see curvature.hessian_diagonal)."""

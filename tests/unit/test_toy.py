@@ -138,3 +138,17 @@ def test_toy_widget_redraws_and_reports_a_divergence(data, grid):
     assert view.settings()[-1] is None and np.array_equal(np.array(view.figure.data[1].x), sgld_path)
     view.lr.value = 15.0
     assert "diverged at step" in view.status.value
+
+
+def test_gaussian_chains_reproduce_sglds_closed_form_stationary_variance():
+    """For θ ← θ − η·c·θ + N(0, 2η/N) the stationary variance is (1/(N·c))/(1 − η·c/2): check it per coordinate on
+    an ill-conditioned posterior, and through gaussian_variance_ratio, within 4 standard errors."""
+    states = toy.gaussian_chains("sgld", curvatures=(1.0, 100.0), lr=0.01, steps=2500, chains=4000, seed=3)
+    last = states[-1]
+    for i, c in enumerate((1.0, 100.0)):
+        expected = 1 / (1 - 0.01 * c / 2)
+        assert abs(float(last[:, i].var()) * 50 * c - expected) < 4 * (2 / 4000) ** 0.5 * expected
+    ratio, se = toy.gaussian_variance_ratio("sgld", lr=0.3, steps=300, chains=20_000, seed=4)
+    assert abs(ratio - 1 / 0.85) < 4 * se / 0.85 and se == pytest.approx(0.01)
+    cold, _ = toy.gaussian_variance_ratio("sgld", lr=0.3, steps=300, chains=1000, seed=4, temperature=0.0)
+    assert cold < 1e-12  # no noise: every chain falls onto the mode
