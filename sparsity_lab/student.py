@@ -11,9 +11,12 @@ The lessons mark solutions the way nbgrader does, so its own tools work on them 
     assert ex.q2.check(neuron_mask, quiet=True)    → removed, markers and all
     ### END HIDDEN TESTS
 
-The stub keeps the marker's indentation, so a solution inside a function body leaves a function that raises
-NotImplementedError when called, which `check` reads as "not attempted yet". In markdown cells a solution becomes
-"YOUR ANSWER HERE". Outputs are cleared. Unbalanced markers are an error naming the notebook and the cell.
+The lessons' exercise cells carry nbgrader metadata (solution cells, autograded test cells, read-only cells), and
+this command makes the same student copy `nbgrader generate_assignment` makes (a test compares the two). The stub
+keeps the marker's indentation, so a solution inside a function body leaves a function that raises
+NotImplementedError when called, which `check` reads as "not attempted yet". A markdown solution cell becomes
+"YOUR ANSWER HERE". Outputs are cleared. Unbalanced markers, and markers in a cell whose metadata does not allow
+them, are errors naming the notebook and the cell.
 """
 
 from __future__ import annotations
@@ -74,15 +77,33 @@ def solution_text(source: str) -> list[str]:
     return lines
 
 
-def student_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[nbformat.NotebookNode, int, int]:
-    """A student copy of `nb` (a new notebook; `nb` is left as it was): regions stripped, outputs cleared.
+def _role(cell) -> tuple[bool, bool]:
+    """(solution cell, grade cell) from the cell's nbgrader metadata."""
+    marks = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(marks.get("solution")), bool(marks.get("grade"))
 
-    Returns (copy, solution regions replaced, hidden-test regions removed)."""
+
+def student_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> tuple[nbformat.NotebookNode, int, int]:
+    """A student copy of `nb` (a new notebook; `nb` is left as it was), made as `nbgrader generate_assignment`
+    makes it: solution regions of solution cells stubbed, a markdown solution cell replaced whole by "YOUR ANSWER
+    HERE", hidden-test regions of grade cells removed, outputs cleared. A region in a cell whose nbgrader metadata
+    does not allow it is an error, as in nbgrader.
+
+    Returns (copy, solutions replaced, hidden-test regions removed)."""
     copy = nbformat.from_dict(nb)
     solutions = hidden = 0
     for index, cell in enumerate(copy.cells):
+        where = f"{name}, cell {index}"
+        is_solution, is_grade = _role(cell)
         stub = CODE_STUB if cell.cell_type == "code" else TEXT_STUB
-        cell.source, s, h = strip_regions(cell.source, stub, where=f"{name}, cell {index}")
+        source, s, h = strip_regions(cell.source, stub, where=where)
+        if s and not is_solution:
+            raise ValueError(f"{where}: a solution region in a cell that is not an nbgrader solution cell")
+        if h and not is_grade:
+            raise ValueError(f"{where}: a hidden-test region in a cell that is not an nbgrader grade cell")
+        if is_solution and not s:  # a whole-cell solution: nbgrader replaces all of it
+            source, s = "\n".join(stub), 1
+        cell.source = source
         solutions, hidden = solutions + s, hidden + h
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

@@ -22,29 +22,37 @@ module: the example answer passes and every listed wrong answer fails. A complet
     EXERCISES = [
         Exercise("q1", "How many nonzero weights does W have?",
                  Value(lambda: int((W != 0).sum())),       # computed, so it cannot drift from W
-                 hint="Count the entries that are not 0.", solution="3: the 2, the 1 and the 3.", example=3,
+                 hints=("Zeros do not count.", "Count the entries that are not 0."),   # a nudge, then the method
+                 why="Only nonzeros are multiplied by a sparse kernel.",               # printed with the ✓
+                 solution="3: the 2, the 1 and the 3.", example=3,
                  wrong_answers=(9, 2)),                    # the dense count; a miscount
         Exercise("q2", "Write relu(x).",
                  Function(torch.relu, [Case((torch.tensor([-1., 0., 2.]),)), Case((torch.ones(0),), "[]")]),
-                 hint="Negative entries become 0.", example=_example_relu,
+                 hints=("Look at the sign of each entry.", "Negative entries become 0."),
+                 why="relu keeps positive entries and zeroes the rest.", example=_example_relu,
                  wrong_answers=(torch.abs, lambda x: x)),
         Exercise("q3", "Measure the speed-up of ... and report it.",
                  Range(low=0.5, high=1.3, what="the speed-up", why="a masked matmul does the same work"),
-                 hint="...", solution="...", example=1.0, wrong_answers=(4.0, 0.1)),
+                 hints=("...", "..."), why="...", solution="...", example=1.0, wrong_answers=(4.0, 0.1)),
     ]
 
-In the notebook the answer cell holds the solution between nbgrader's markers and keeps a hidden assertion, so
-the lesson's test fails if the reference stops accepting the solution:
+In the notebook each exercise is nbgrader cells: the answer cell (an nbgrader solution cell) holds the solution
+between nbgrader's markers, and the check cell after it (an autograded, read-only test cell) keeps a hidden
+assertion, so the lesson's test fails if the reference stops accepting the solution, and `nbgrader autograde`
+scores a submission by it:
 
-    def relu(x):
+    def relu(x):                                   # solution cell
         ### BEGIN SOLUTION
         return x.clamp(min=0)
         ### END SOLUTION
 
-    ex.q2.check(relu)
+    ex.q2.check(relu)                              # test cell
     ### BEGIN HIDDEN TESTS
     assert ex.q2.check(relu, quiet=True)
     ### END HIDDEN TESTS
+
+The cell that makes `ex` reveals the solutions in a hidden-test region (`ex.reveal_solutions()`), so the full
+lessons show them and student copies, which lose hidden tests, say they are withheld.
 """
 
 from __future__ import annotations
@@ -72,21 +80,32 @@ from .checkers import (
     show,
 )
 
+WITHHELD = ("the solution is withheld in this copy (an instructor's student copy); ask your instructor, or open the "
+            "full lesson in lessons/, which shows it")
+
 
 class Exercise:
     """One exercise: a `name` (q1), the `prompt`, a `checker` (Value, Function, Range, Record, or any callable
-    answer → None if right else a message), a `hint`, a `solution` (text; by default the source of `example`),
-    a correct `example` answer and the plausible `wrong_answers` that the tests make sure are rejected."""
+    answer → None if right else a message), `hints` in two tiers (a nudge, then the method), `why` (one line on
+    why the right answer is right, printed with the ✓), a `solution` (text; by default the source of `example`),
+    a correct `example` answer and the plausible `wrong_answers` that the tests make sure are rejected.
 
-    def __init__(self, name: str, prompt: str, checker: Callable[[Any], str | None], *, hint: str = "",
-                 solution: str | None = None, example: Any = None, wrong_answers: Sequence[Any] = ()):
+    `solution()` is withheld until `revealed` (LessonExercises.reveal_solutions, which the full lessons call in a
+    hidden-test region that student copies lose)."""
+
+    def __init__(self, name: str, prompt: str, checker: Callable[[Any], str | None], *,
+                 hints: tuple[str, str] = ("", ""), why: str = "", solution: str | None = None,
+                 example: Any = None, wrong_answers: Sequence[Any] = ()):
         if solution is None and callable(example):
             solution = inspect.getsource(example)
         if not solution:
             raise ValueError(f"exercise {name!r}: give a solution text or an example function")
+        if isinstance(hints, str) or len(hints) != 2:
+            raise ValueError(f"exercise {name!r}: hints must be two texts (a nudge, then the method), got {hints!r}")
         self.name, self.prompt, self.checker = name, prompt, checker
         self.example, self.wrong_answers = example, tuple(wrong_answers)
-        self.hint_text, self.solution_text = hint, solution
+        self.hints, self.why, self.solution_text = tuple(hints), why, solution
+        self.hints_given, self.revealed = 0, False
 
     def verdict(self, answer: Any) -> Verdict:
         """Check `answer` without printing: Verdict(ok, message, attempted)."""
@@ -101,7 +120,7 @@ class Exercise:
         except Exception as error:  # a malformed answer can trip a checker; say so rather than raise
             problem = f"your answer could not be checked ({type(error).__name__}: {error})"
         if problem is None:
-            return Verdict(True, f"✓ {self.name}: correct.")
+            return Verdict(True, f"✓ {self.name}: correct." + (f" {self.why}" if self.why else ""))
         stop = "" if problem.endswith((".", "!", "?")) else "."
         return Verdict(False, f"✗ {self.name}: {problem}{stop} (ex.{self.name}.hint() gives a hint.)")
 
@@ -112,12 +131,22 @@ class Exercise:
             print(result.message)
         return result.ok
 
-    def hint(self) -> None:
-        """Print a hint."""
-        print(f"Hint ({self.name}): {self.hint_text or 'none for this one; look back at the Build it section.'}")
+    def hint(self, tier: int | None = None) -> None:
+        """Print a hint: the nudge the first time, the method from then on (or the `tier` asked for, 1 or 2)."""
+        if tier is None:
+            self.hints_given = min(self.hints_given + 1, 2)
+            tier = self.hints_given
+        if tier not in (1, 2):
+            raise ValueError(f"tier must be 1 (a nudge) or 2 (the method), got {tier!r}")
+        text = self.hints[tier - 1] or "none for this one; look back at the Build it section."
+        more = " (ask again for the method)" if tier == 1 else ""
+        print(f"Hint {tier} of 2 ({self.name}): {text}{more}")
 
     def solution(self) -> None:
-        """Print the solution."""
+        """Print the solution, or say that it is withheld (a student copy)."""
+        if not self.revealed:
+            print(f"Solution ({self.name}): {WITHHELD}.")
+            return
         print(f"Solution ({self.name}):\n{self.solution_text.strip()}")
 
     def __repr__(self) -> str:
@@ -143,6 +172,12 @@ class LessonExercises:
 
     def __iter__(self):
         return iter(self._by_name.values())
+
+    def reveal_solutions(self) -> LessonExercises:
+        """Let `solution()` print the solutions (the full lessons call this; student copies do not)."""
+        for exercise in self:
+            exercise.revealed = True
+        return self
 
     def __len__(self) -> int:
         return len(self._by_name)

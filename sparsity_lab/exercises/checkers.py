@@ -122,19 +122,29 @@ def compare(expected: Any, got: Any, atol: float = 0.0, rtol: float = 0.0) -> st
     return None if got == expected else f"expected {show(expected)}, got {show(got)}"
 
 
+# The last zero-argument answer called and what it returned: a check cell checks an experiment, then its hidden
+# assertion checks the same function object again; the experiment runs once and both see the same measurement.
+_LAST_RUN: list = [None, None]
+
+
 def _resolve(answer: Any) -> Any:
-    """The answer itself; a zero-argument function is called (the form a student copy's stub leaves)."""
+    """The answer itself; a zero-argument function is called (the form a student copy's stub leaves), once per
+    function object in a row."""
     if answer is BLANK:
         raise _NotAttempted
     if callable(answer) and not isinstance(answer, torch.Tensor):
+        if _LAST_RUN[0] is answer:
+            return _LAST_RUN[1]
+        function = answer
         try:
-            answer = answer()
+            answer = function()
         except NotImplementedError:
             raise _NotAttempted from None
         except Exception as error:
             raise _Rejected(f"your function raised {type(error).__name__}: {error}") from None
         if answer is BLANK:
             raise _NotAttempted
+        _LAST_RUN[:] = [function, answer]
     return answer
 
 

@@ -77,6 +77,12 @@ def _l1_norm(weight, sparsity, axis):
     return _mask_removing(weight, torch.argsort(norms, stable=True)[: round(sparsity * len(norms))], axis)
 
 
+def _checks_only_the_upper_bound(weight, sparsity, axis):
+    if sparsity > 1:
+        raise ValueError("sparsity must be at most 1")
+    return neuron_mask(weight, max(sparsity, 0.0), axis)
+
+
 def _ties_last_first(weight, sparsity, axis):
     norms = weight.norm(dim=1 - axis)
     order = torch.argsort(norms, descending=True, stable=True).flip(0)
@@ -99,6 +105,7 @@ def _q2_cases() -> list[Case]:
         Case((a, 1.0, 1), "sparsity 1 (remove every column)"),
         Case((ties, 0.5, 0), "rows with equal norms [1,0], [0,1], [-1,0]: remove the lower indices first"),
         Case((a, 1.5, 0), "sparsity 1.5 (must raise ValueError)"),
+        Case((a, -0.1, 1), "sparsity −0.1 (must raise ValueError)"),
     ]
 
 
@@ -140,8 +147,12 @@ EXERCISES = [
             (6, 6): "The submatrix has rows × columns entries, not rows + columns.",
             (30, 30): "That is the dense count: every entry of W_Q1, zeros included.",
         }),
-        hint="Nonzero: count the entries that are not 0. Submatrix: (rows holding a nonzero) × (columns "
-             "holding a nonzero).",
+        hints=("Two counts: how many entries are not 0, and how big is the smallest block of rows and columns that "
+               "still holds them all?",
+               "Nonzero: count the entries that are not 0. Submatrix: (rows holding a nonzero) × (columns "
+             "holding a nonzero)."),
+        why="The nonzero rule counts what an ideal sparse kernel multiplies; the submatrix rule what a dense kernel "
+            "runs once the empty rows and columns are deleted.",
         solution="Nonzero: 6 entries are not 0. Rows 0, 2 and 4 and columns 1, 4 and 5 hold every nonzero, "
                  "so the smallest submatrix is 3 × 3 = 9 (the dense count is 5 × 6 = 30).\n"
                  "    return 6, 3 * 3\n"
@@ -155,12 +166,15 @@ EXERCISES = [
         "round(sparsity × n) whole rows (axis=0) or columns (axis=1) of smallest L2 norm, lower index first "
         "on equal norms; raise ValueError for a sparsity outside [0, 1].",
         Function(_reference_neuron_mask, _q2_cases()),
-        hint="weight.norm(dim=1) gives one norm per row; torch.argsort(norms, stable=True)[:k] the k "
+        hints=("A neuron is a row (axis 0) or a column (axis 1): score each one by its L2 norm, then drop the "
+               "smallest; do not forget to refuse a sparsity outside [0, 1].",
+               "weight.norm(dim=1) gives one norm per row; torch.argsort(norms, stable=True)[:k] the k "
              "smallest, ties in index order. Build a (n,) keep vector, then broadcast it along the other "
-             "axis.",
+             "axis."),
+        why='Magnitude pruning by neuron removes whole rows or columns, which is exactly what compaction can delete.',
         example=neuron_mask,
         wrong_answers=(_norms_along_the_wrong_axis, _keeps_the_smallest, _rounds_down, _l1_norm,
-                       _ties_last_first),
+                       _ties_last_first, _checks_only_the_upper_bound),
     ),
     Exercise(
         "q3",
@@ -178,8 +192,12 @@ EXERCISES = [
                   lambda a: f"expected a larger speed-up at batch 1024 than at batch 1 (a large batch spreads "
                             f"the fixed per-call cost), got {a['batch_1']:.2f}x and {a['batch_1024']:.2f}x"),
         ]),
-        hint="speed-up = cost.latency(model, x, THREADS) / cost.latency(small_neurons, x, THREADS) with "
-             "x = x_bench[:1], then x = x_bench. A speed-up below 1 means the ratio is upside down.",
+        hints=("Time both networks on the same input, the dense one divided by the compact one, once with one image "
+               "and once with 1,024.",
+               "speed-up = cost.latency(model, x, THREADS) / cost.latency(small_neurons, x, THREADS) with "
+             "x = x_bench[:1], then x = x_bench. A speed-up below 1 means the ratio is upside down."),
+        why="At batch 1 a fixed cost per layer call dominates; at batch 1,024 the multiply-adds do, and the speed-up "
+            "follows the FLOP cut.",
         solution=Q3_SOLUTION,
         example=_example_batch_speedups,
         wrong_answers=(

@@ -42,6 +42,8 @@ def _reference_obs_update(theta: torch.Tensor, h_inv: torch.Tensor, q: int) -> t
 
 def obs_update(theta: torch.Tensor, h_inv: torch.Tensor, q: int) -> torch.Tensor:
     """θ after removing weight q with OBS's compensating move: θ − (θ_q / [H⁻¹]_qq)·H⁻¹[:, q]."""
+    if not 0 <= q < len(theta):            # Python would read q = −1 as the last weight
+        raise IndexError(f"q must be in [0, {len(theta)}), got {q}")
     step = theta[q] / h_inv[q, q]          # how far along H⁻¹·e_q to move
     new = theta - step * h_inv[:, q]       # every weight moves; θ_q lands on 0
     new[q] = 0.0                           # exactly, not up to round-off
@@ -65,6 +67,12 @@ def _uses_the_diagonal(theta, h_inv, q):  # divides by H_qq instead of [H⁻¹]_
 
 def _forgets_to_divide(theta, h_inv, q):
     return theta - theta[q] * h_inv[:, q]
+
+
+def _lets_python_index_negatives(theta, h_inv, q):  # no range check: q = −1 silently removes the last weight
+    new = theta - theta[q] / h_inv[q, q] * h_inv[:, q]
+    new[q] = 0.0
+    return new
 
 
 def _q2_cases() -> list[Case]:
@@ -105,8 +113,10 @@ EXERCISES = [
         "compute each weight's OBD saliency ½·H_qq·θ_q² and OBS saliency θ_q²/(2·[H⁻¹]_qq); answer "
         "{'OBD': (s1, s2), 'OBS': (s1, s2)}.",
         Value(_q1_expected, atol=1e-6),
-        hint="det H = 4·2 − 2·2 = 4, so H⁻¹ = [[2, −2], [−2, 4]] / 4. OBS divides by the diagonal of H⁻¹, "
-             "not of H.",
+        hints=("OBD needs the diagonal of H; OBS needs the diagonal of H's inverse. Invert the 2 × 2 matrix first.",
+               "det H = 4·2 − 2·2 = 4, so H⁻¹ = [[2, −2], [−2, 4]] / 4. OBS divides by the diagonal of H⁻¹, "
+             "not of H."),
+        why='OBD zeroes the weight and leaves the other; OBS lets the other weight move, so its cost is never larger.',
         solution="H⁻¹ = [[0.5, −0.5], [−0.5, 1.0]].\n"
                  "OBD: ½·4·0.5² = 0.5 and ½·2·1² = 1.0.\n"
                  "OBS: 0.5²/(2·0.5) = 0.25 and 1²/(2·1.0) = 0.5.\n"
@@ -128,12 +138,19 @@ EXERCISES = [
         "update δθ = −(θ_q/[H⁻¹]_qq)·H⁻¹·e_q (theta (n,), h_inv (n, n) the inverse Hessian). Weight q must "
         "end exactly at 0; raise IndexError for a q outside [0, n).",
         Function(_reference_obs_update, [*_q2_cases(), Case((THETA_Q1.clone(), torch.linalg.inv(H_Q1), 2),
-                                                            "q = 2 on two weights (must raise IndexError)")],
+                                                            "q = 2 on two weights (must raise IndexError)"),
+                                         Case((THETA_Q1.clone(), torch.linalg.inv(H_Q1), -1),
+                                              "q = −1 (must raise IndexError, not remove the last weight)")],
                  atol=1e-9, rtol=1e-9),
-        hint="H⁻¹·e_q is the column h_inv[:, q]. Move θ by −(θ_q / h_inv[q, q]) times that column, then set "
-             "new[q] = 0.0 to remove the round-off.",
+        hints=("The move is along one column of the inverse Hessian, scaled so that weight q lands exactly on 0; an "
+               "index the vector does not have must raise IndexError (−1 included).",
+               "H⁻¹·e_q is the column h_inv[:, q]. Move θ by −(θ_q / h_inv[q, q]) times that column, then set "
+             "new[q] = 0.0 to remove the round-off."),
+        why="That move is the constrained minimum of the quadratic: no other move that zeroes weight q raises the "
+            "loss less.",
         example=obs_update,
-        wrong_answers=(_zeroes_only, _wrong_sign, _uses_the_diagonal, _forgets_to_divide),
+        wrong_answers=(_zeroes_only, _wrong_sign, _uses_the_diagonal, _forgets_to_divide,
+                       _lets_python_index_negatives),
     ),
     Exercise(
         "q3",
@@ -148,9 +165,12 @@ EXERCISES = [
             (1, 2): "Close: weights 2 and 3 can stand in for each other, but removing the smaller of the two "
                     "costs less.",
         }),
-        hint="Weights 2 and 3 have correlation 1.9/2 = 0.95: either can do most of the other's job. With "
+        hints=("Magnitude only sees |θ|. For the best choice, ask which weights could do each other's job (look at "
+               "the off-diagonal entries of H).",
+               "Weights 2 and 3 have correlation 1.9/2 = 0.95: either can do most of the other's job. With "
              "compensation, removing weight q costs θ_q²/(2·[H⁻¹]_qq) — small when [H⁻¹]_qq is large, as it "
-             "is for nearly redundant weights.",
+             "is for nearly redundant weights."),
+        why='OBS sees that nearly redundant weights can compensate for each other, which magnitude and OBD cannot.',
         solution="Magnitude removes weight 1 (|0.3| is the smallest). But weight 1 is sharply curved "
                  "(H₁₁ = 10) and uncorrelated, so removing it costs 0.45 whatever happens. Weights 2 and 3 "
                  "are nearly redundant: [H⁻¹]₂₂ = [H⁻¹]₃₃ = 2/0.39 ≈ 5.1, so OBS's cost is 1.0²/10.3 ≈ 0.097 "

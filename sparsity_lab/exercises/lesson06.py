@@ -99,7 +99,10 @@ EXERCISES = [
         "standard normal draw xi = torch.randn(theta.shape, generator=torch.Generator().manual_seed(seed), "
         "dtype=theta.dtype). It is checked against the SGLD optimiser given the same gradient and seed.",
         Function(_reference_sgld_step, _q1_cases(), atol=1e-6, rtol=1e-6),
-        hint="θ − lr·grad + √(2·lr/N)·xi. The paper's step is ε = 2·lr/N and its noise has variance ε.",
+        hints=('One gradient step, plus noise whose variance shrinks with the number of training examples.',
+               "θ − lr·grad + √(2·lr/N)·xi. The paper's step is ε = 2·lr/N and its noise has variance ε."),
+        why="With the mean loss, the noise variance 2·lr/N is what makes the chain sample the posterior and not a "
+            "version N times wider.",
         example=sgld_step,
         wrong_answers=(_noise_variance_not_divided_by_n, _noise_std_without_square_root,
                        _paper_epsilon_taken_as_lr, _gradient_ascent, _no_noise),
@@ -116,8 +119,11 @@ EXERCISES = [
                 2.0: "Doubling the standard deviation multiplies the noise variance by 4, not 2.",
                 16.0: "The stationary variance grows like the noise variance (4×), not its square."}),
         }),
-        hint="The stationary density of Langevin dynamics with noise variance T·2η/N is p(θ|D)^(1/T). For a "
-             "Gaussian, raising the density to the power 1/T multiplies the variance by T.",
+        hints=("The noise sets a temperature: what does temperature 0 do to a chain, and what does a doubled standard "
+               "deviation do to the temperature?",
+               "The stationary density of Langevin dynamics with noise variance T·2η/N is p(θ|D)^(1/T). For a "
+             "Gaussian, raising the density to the power 1/T multiplies the variance by T."),
+        why='The chain samples p(θ|D)^(1/T); for a Gaussian that multiplies the variance by T.',
         solution="Forgotten: T = 0, SGD, the chain stops at the mode: variance ratio 0 (up to minibatch noise).\n"
                  "Std doubled: noise variance ×4, T = 4, p(θ|D)^(1/4) is N(μ, 4σ²): ratio 4.\n"
                  "    return {'forgotten': 0.0, 'std_doubled': 4.0}",
@@ -131,7 +137,10 @@ EXERCISES = [
         "give the ensemble's predictive distribution p(y|x,D) ≈ (1/M)·Σ_m p(y|x,θ_m) and its negative "
         "log-likelihood −log p(y=2|x,D); answer {'predictive': tensor of 4, 'nll': ...}.",
         Value(_q3_expected, atol=2e-3),
-        hint="Average the three rows column by column, then take −log of the entry of class 2.",
+        hints=('Average the three distributions, entry by entry, before taking any logarithm.',
+               "Average the three rows column by column, then take −log of the entry of class 2."),
+        why="Bayesian model averaging mixes the members' predictive distributions, so it pays less than its most "
+            "confident member when that member is wrong.",
         solution="predictive = (0.40, 0.0667, 0.4833, 0.05), nll = −log 0.4833 = 0.727.\n"
                  "    return {'predictive': PROBS_Q3.mean(0), 'nll': -math.log(PROBS_Q3.mean(0)[2])}\n"
                  "Averaging probabilities is not averaging the members' NLLs (0.92 here): the mixture is less "

@@ -93,17 +93,19 @@ def test_binder_scripts_install_the_package_without_dependencies_and_cap_threads
         assert os.access(script, os.X_OK), f"{script.name} must be executable (chmod +x)"
     assert "pip install --no-deps -e ." in post_build.read_text(), "pip must not fetch a second (CUDA) torch"
     assert "overrides.json" in post_build.read_text()
+    assert "sparsity-lab student lessons/ student/" in post_build.read_text(), "Binder must make the student copies"
     assert start.read_text().rstrip().endswith('exec "$@"')
     assert "OMP_NUM_THREADS" in start.read_text()
     overrides = json.loads((ROOT / "binder" / "overrides.json").read_text())
     assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
 
 
-def test_readme_launches_binder_into_lesson_00_and_says_how_to_run_locally():
+def test_readme_launches_binder_into_lesson_00s_student_copy_and_says_how_to_run_locally():
     readme = (ROOT / "README.md").read_text()
     badge = re.search(r"\[!\[[^\]]*\]\(https://mybinder\.org/badge_logo\.svg\)\]\((https://mybinder\.org/v2/[^)]+)\)",
                       readme)
     assert badge, "README.md needs a 'launch Binder' badge linking to mybinder.org/v2/..."
-    assert f"urlpath=lab/tree/{LESSON00}" in badge.group(1), "the Binder badge should open lesson 00"
+    student = LESSON00.replace("lessons/", "student/")
+    assert f"urlpath=lab/tree/{student}" in badge.group(1), "the Binder badge should open lesson 00's student copy"
     assert (ROOT / LESSON00).exists()
     assert re.search(r"^#+ .*run locally", readme, re.IGNORECASE | re.MULTILINE), "README needs a 'Run locally' section"

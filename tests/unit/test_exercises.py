@@ -19,6 +19,7 @@ from sparsity_lab.exercises import (
     Exercise,
     Function,
     Holds,
+    LessonExercises,
     Range,
     Record,
     Value,
@@ -47,7 +48,9 @@ def test_every_lesson_has_three_exercises_or_more(lesson):
     ex = for_lesson(lesson)
     assert len(ex) >= 3, f"lesson {lesson} has {len(ex)} exercises; the pattern is at least 3"
     for e in ex:
-        assert e.prompt and e.hint_text and e.solution_text, f"lesson {lesson} {e.name}: prompt, hint and solution"
+        assert e.prompt and all(e.hints) and e.why and e.solution_text, \
+            f"lesson {lesson} {e.name}: prompt, two hints, why and solution"
+        assert e.hints[0] != e.hints[1], f"lesson {lesson} {e.name}: the nudge and the method are the same"
 
 
 @pytest.mark.parametrize(("lesson", "name"), EXERCISES)
@@ -200,16 +203,28 @@ def test_all_of_runs_an_experiment_once():
 
 
 def test_check_prints_and_returns_a_bool_and_never_raises(capsys):
-    e = Exercise("q1", "Double it.", DOUBLE, hint="Multiply by 2.", example=_double, wrong_answers=(abs, torch.neg))
+    e = Exercise("q1", "Double it.", DOUBLE, hints=("What is twice x?", "Multiply by 2."), why="2x is x + x.",
+                 example=_double, wrong_answers=(abs, torch.neg))
     assert e.check(_double) is True
-    assert capsys.readouterr().out.startswith("✓ q1")
+    assert capsys.readouterr().out.strip() == "✓ q1: correct. 2x is x + x."
     assert e.check(lambda x: 1 / 0) is False
     out = capsys.readouterr().out
     assert out.startswith("✗ q1:") and "ZeroDivisionError" in out and "ex.q1.hint()" in out
     e.hint()
-    assert "Multiply by 2." in capsys.readouterr().out
+    first = capsys.readouterr().out
+    assert "What is twice x?" in first and "Multiply" not in first and "1 of 2" in first
+    e.hint()
+    e.hint()
+    assert capsys.readouterr().out.count("Multiply by 2.") == 2  # the method from the second call on
+    e.hint(1)
+    assert "What is twice x?" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="tier"):
+        e.hint(3)
     e.solution()
-    assert "return 2 * x" in capsys.readouterr().out  # the example's source
+    assert "withheld" in capsys.readouterr().out  # a student copy: the instructor keeps it
+    LessonExercises("99", [e]).reveal_solutions()
+    e.solution()
+    assert "return 2 * x" in capsys.readouterr().out  # the full lesson: the example's source
 
 
 def test_a_malformed_answer_is_reported_not_raised():

@@ -1,5 +1,6 @@
 """Student copies: solutions become `raise NotImplementedError()`, hidden tests vanish, no solution text survives,
-and the copy runs, each exercise reading "not attempted yet"."""
+the nbgrader metadata decides what may hold a region, and every lesson's copy runs, each exercise reading "not
+attempted yet" and its solution withheld. (tests/lessons/test_nbgrader.py checks that nbgrader itself agrees.)"""
 
 from __future__ import annotations
 
@@ -65,19 +66,46 @@ def test_unbalanced_markers_are_errors_naming_the_line(source, message):
         strip_regions(source, where="lesson.ipynb, cell 3")
 
 
+def nbgrader(grade_id: str, *, solution=False, grade=False, locked=False, points=None) -> dict:
+    marks = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
+             "task": False}
+    return {"nbgrader": marks if points is None else {**marks, "points": points}}
+
+
+SOLUTION_PART, _, CHECK_PART = SOLUTION_CELL.partition("\n\n\n")
+
+
 def _demo_notebook() -> nbformat.NotebookNode:
-    """A small lesson in the lessons' pattern: set-up, an exercise with a solution region, a later cell."""
+    """A small lesson in the lessons' pattern: set-up, an exercise as nbgrader cells (answer, autograded check,
+    a markdown question and its answer), a later cell."""
     setup = ("from sparsity_lab.exercises import Case, Exercise, Function, LessonExercises\n"
              "def _double(x):\n    return 2 * x\n"
              "ex = LessonExercises('99', [Exercise('q1', 'Double x.', Function(_double, [Case((1,)), Case((-3,))]),"
              " solution='return 2 * x')])")
-    code = new_code_cell(SOLUTION_CELL)
-    code.outputs = [new_output("stream", name="stdout", text="✓ q1: correct.\n")]
-    code.execution_count = 3
-    return new_notebook(cells=[new_markdown_cell("# Demo"), new_code_cell(setup), code,
-                               new_markdown_cell("Why?\n### BEGIN SOLUTION\nBecause of the secret.\n### END SOLUTION"),
+    answer = new_code_cell(SOLUTION_PART, metadata=nbgrader("q1", solution=True))
+    check = new_code_cell(CHECK_PART, metadata=nbgrader("q1-check", grade=True, locked=True, points=1))
+    check.outputs = [new_output("stream", name="stdout", text="✓ q1: correct.\n")]
+    check.execution_count = 3
+    return new_notebook(cells=[new_markdown_cell("# Demo"), new_code_cell(setup), answer, check,
+                               new_markdown_cell("Why?", metadata=nbgrader("q2-question", locked=True)),
+                               new_markdown_cell("Because of the secret.",
+                                                 metadata=nbgrader("q2-answer", solution=True, grade=True, points=1)),
                                new_code_cell("print('after the exercises')")],
                         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def test_regions_only_where_the_nbgrader_metadata_allows_them():
+    nb = _demo_notebook()
+    nb.cells[2].metadata = {}  # the solution region now sits in a plain cell
+    with pytest.raises(ValueError, match="cell 2: a solution region in a cell that is not an nbgrader solution cell"):
+        student_notebook(nb, "demo.ipynb")
+    nb = _demo_notebook()
+    nb.cells[3].metadata = {}
+    with pytest.raises(ValueError, match="cell 3: a hidden-test region in a cell that is not an nbgrader grade"):
+        student_notebook(nb, "demo.ipynb")
+    copy = student_notebook(_demo_notebook())[0]
+    assert copy.cells[5].source == "YOUR ANSWER HERE"  # a markdown solution cell is replaced whole
+    assert copy.cells[4].source == "Why?"
 
 
 def test_student_notebook_leaves_the_original_and_clears_outputs():
@@ -111,13 +139,13 @@ def test_student_copy_of_a_demo_runs_and_reads_not_attempted(tmp_path):
     written = write_student_copies(tmp_path / "lessons", tmp_path / "student")
     assert [(p.name, s, h) for p, s, h in written] == [("99_demo.ipynb", 2, 1)]
     ran = _run(nbformat.read(written[0][0], as_version=4), tmp_path)
-    assert "q1: not attempted yet" in _stdout(ran.cells[2])
-    assert "after the exercises" in _stdout(ran.cells[4])
+    assert "q1: not attempted yet" in _stdout(ran.cells[3])
+    assert "after the exercises" in _stdout(ran.cells[6])
 
 
 def test_a_marker_error_writes_nothing(tmp_path):
     (tmp_path / "lessons").mkdir()
-    bad = new_notebook(cells=[new_code_cell("### BEGIN SOLUTION\nx = 1")])
+    bad = new_notebook(cells=[new_code_cell("### BEGIN SOLUTION\nx = 1", metadata=nbgrader("q1", solution=True))])
     nbformat.write(_demo_notebook(), tmp_path / "lessons" / "01_good.ipynb")
     nbformat.write(bad, tmp_path / "lessons" / "02_bad.ipynb")
     with pytest.raises(ValueError, match="02_bad.ipynb, cell 0: BEGIN SOLUTION on line 1 is never closed"):
@@ -157,14 +185,4 @@ def test_lesson00_has_its_exercises_marked():
     for name in ("q1", "q2", "q3"):
         assert f"ex.{name}.check(" in text
         assert f"assert ex.{name}.check(" in text, f"lesson 00 {name}: no hidden assertion"
-    assert student_notebook(nb)[1:] == (4, 3)
-
-
-def test_lesson00_student_copy_runs_and_every_exercise_reads_not_attempted(tmp_path):
-    """The student copy runs up to the first exercise and past it: a stub reads as "not attempted yet"."""
-    write_student_copies(LESSONS / "00_why_structured_sparsity.ipynb", tmp_path)
-    ran = _run(nbformat.read(tmp_path / "00_why_structured_sparsity.ipynb", as_version=4), tmp_path)
-    printed = "\n".join(_stdout(c) for c in ran.cells if c.cell_type == "code")
-    for name in ("q1", "q2", "q3"):
-        assert f"{name}: not attempted yet" in printed
-    assert not any(o.output_type == "error" for c in ran.cells if c.cell_type == "code" for o in c.outputs)
+    assert student_notebook(nb)[1:] == (4, 4)  # 3 code answers and 1 markdown; 3 checks and the reveal
