@@ -1,16 +1,21 @@
 """`sparsity-lab budget lessons/`: run each lesson in a fresh kernel and report its wall time and peak memory.
 
-The budget (ARCHITECTURE.md) is ≤ 60 s and ≤ 1.5 GB per lesson on a 2-core CPU, so that a lesson runs on Binder's
-2 GB. Peak memory is the kernel's own maximum resident set size, read inside the kernel after the last cell.
+The budget (README.md, "Lessons") is a target of ≤ 60 s and ≤ 1.5 GB per lesson on a 2-core CPU, so that a lesson
+runs on Binder's 2 GB. CI fails a lesson over the limits, 90 s (the target plus a margin for a busy machine) or
+1.5 GB; over the target but within the limit is reported, not failed. Peak memory is the kernel's own maximum
+resident set size, read inside the kernel after the last cell. The kernel's own log lines (warnings about its
+transport) are dropped, so the table is all that is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import time
 from pathlib import Path
 
-WALL_S, PEAK_MB = 60.0, 1536.0
+WALL_S, PEAK_MB = 60.0, 1536.0   # the target
+LIMIT_S = 90.0                     # what fails CI
 PROBE = "import resource; print('peak-kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
 
@@ -24,7 +29,7 @@ def measure(path: Path, timeout: int = 600) -> dict:
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    client.execute()
+    client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines would land between the rows
     wall = time.perf_counter() - start
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     peak_kb = int(text.split("peak-kb")[1].split()[0])
@@ -33,6 +38,15 @@ def measure(path: Path, timeout: int = 600) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="lesson notebooks or folders of them")
+    parser.add_argument("--limit-s", type=float, default=LIMIT_S,
+                        help="wall seconds over which a lesson fails (default %(default)s; the target is 60)")
+
+
+def verdict(row: dict, limit_s: float = LIMIT_S) -> str:
+    """'✓', 'over the 60 s target' (reported) or '✗ over the limit' (a failure) for one measured lesson."""
+    if row["wall_s"] > limit_s or row["peak_mb"] > PEAK_MB:
+        return "✗ over the limit"
+    return "✓" if row["wall_s"] <= WALL_S else f"over the {WALL_S:g} s target"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,12 +55,12 @@ def run(args: argparse.Namespace) -> int:
         lessons += sorted(p.glob("*.ipynb")) if p.is_dir() else [p]
     if not lessons:
         raise SystemExit("sparsity-lab budget: no notebooks found in " + " ".join(args.paths))
-    over = 0
-    print(f"{'lesson':<40} {'wall s':>7} {'peak MB':>8}   budget: ≤ {WALL_S:g} s, ≤ {PEAK_MB:g} MB")
+    failed = 0
+    print(f"{'lesson':<40} {'wall s':>7} {'peak MB':>8}   target ≤ {WALL_S:g} s, ≤ {PEAK_MB:g} MB; "
+          f"fails over {args.limit_s:g} s or {PEAK_MB:g} MB", flush=True)
     for path in lessons:
         row = measure(path)
-        ok = row["wall_s"] <= WALL_S and row["peak_mb"] <= PEAK_MB
-        over += not ok
-        print(f"{row['lesson']:<40} {row['wall_s']:>7.1f} {row['peak_mb']:>8}   {'✓' if ok else '✗ over budget'}",
-              flush=True)
-    return 1 if over else 0
+        mark = verdict(row, args.limit_s)
+        failed += mark.startswith("✗")
+        print(f"{row['lesson']:<40} {row['wall_s']:>7.1f} {row['peak_mb']:>8}   {mark}", flush=True)
+    return 1 if failed else 0
