@@ -128,7 +128,7 @@ def measure_batch_speedups():
 
 At batch 1 every layer call pays a fixed overhead (Python, dispatch, memory allocation: microseconds) that does not
 shrink with the layer, so a network with ~10x fewer multiply-adds is only ~1.5-2x faster; at batch 1024 the
-multiply-adds dominate and the speed-up approaches the FLOP cut."""
+multiply-adds dominate and the speed-up grows to a large share of the FLOP cut."""
 
 
 def _larger_at_large_batch(speedups: dict) -> bool:
@@ -197,7 +197,7 @@ EXERCISES = [
                "speed-up = cost.latency(model, x, THREADS) / cost.latency(small_neurons, x, THREADS) with "
              "x = x_bench[:1], then x = x_bench. A speed-up below 1 means the ratio is upside down."),
         why="At batch 1 a fixed cost per layer call dominates; at batch 1,024 the multiply-adds do, and the speed-up "
-            "follows the FLOP cut.",
+            "grows to a large share of the FLOP cut.",
         solution=Q3_SOLUTION,
         example=_example_batch_speedups,
         wrong_answers=(

@@ -24,3 +24,15 @@ def test_budget_prints_a_clean_table_and_exits_by_the_limit(tmp_path, capfd):
     assert "IPKernelApp" not in out + err  # the kernel's own log lines stay out of the table
     assert cli.main(["budget", str(tmp_path), "--limit-s", "0.001"]) == 1
     assert "✗ over the limit" in capfd.readouterr().out
+
+
+def test_peak_memory_is_the_kernels_own_not_its_parents(tmp_path):
+    """Linux carries ru_maxrss across fork and exec: a kernel started by a large process must not report its size."""
+    nb = new_notebook(cells=[new_code_cell("x = 1")],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, tmp_path / "99_tiny.ipynb")
+    ballast = bytearray(1 << 30)  # 1 GiB in this process, every page touched
+    ballast[::4096] = b"\x01" * len(ballast[::4096])
+    row = budget.measure(tmp_path / "99_tiny.ipynb")
+    assert 20 < row["peak_mb"] < 600, row
+    del ballast
