@@ -32,7 +32,7 @@ def trained_mlp(seed: int, sizes=(64, 16, 10)):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_obs_beats_magnitude_at_high_sparsity_without_retraining(seed):
     model, digits = trained_mlp(seed)
-    x, y = digits.x_train, digits.y_train
+    x = digits.x_train
     weights = {n: w.detach() for n, w in effective_weights(model).items()}
     inverses = second_order.obs_inverses(model, x, damping=1e-3, dtype=torch.float32)
     grid = [0.8, 0.9]
