@@ -9,7 +9,7 @@ ARGS ?=
 #   make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: install lab test unit lessons bench budget lint clean
+.PHONY: install lab test unit lessons bench budget budget-from-tests lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)              ## dense vs compacted latency (about 2 minutes)
 
 budget: $(STAMP)             ## each lesson's wall time and peak memory: target 60 s / 1.5 GB, fails over 90 s or 1.5 GB
 	$(BIN)/sparsity-lab budget lessons
+
+budget-from-tests: $(STAMP)  ## the same table from the wall times and peaks `make test` recorded while nbval ran the lessons
+	$(BIN)/sparsity-lab budget --from test-output/budget.json lessons
 
 lint: $(STAMP)
 	$(BIN)/ruff check sparsity_lab tests

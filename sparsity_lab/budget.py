@@ -1,15 +1,21 @@
 """`sparsity-lab budget lessons/`: run each lesson in a fresh kernel and report its wall time and peak memory.
 
+`sparsity-lab budget --from test-output/budget.json lessons/` reports the same table from the rows that the test run
+recorded (`sparsity_lab.nbval_budget`, while nbval ran each lesson), so CI runs every lesson once, not twice; a lesson
+in the folder without a row fails, so none escapes the budget.
+
 The budget (README.md, "Lessons") is a target of ≤ 60 s and ≤ 1.5 GB per lesson on a 2-core CPU, so that a lesson
 runs on Binder's 2 GB. CI fails a lesson over the limits, 90 s (the target plus a margin for a busy machine) or
 1.5 GB; over the target but within the limit is reported, not failed. Peak memory is the kernel's own maximum
 resident set size (VmHWM), read inside the kernel after the last cell. The kernel's own log lines (warnings about its
-transport) are dropped, so the table is all that is printed.
+transport) are dropped, so the table is all that is printed. The test run's rows measure the same two things from
+outside the kernel (see `sparsity_lab.nbval_budget`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -37,14 +43,29 @@ def measure(path: Path, timeout: int = 600) -> dict:
     client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines would land between the rows
     wall = time.perf_counter() - start
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
-    peak_kb = int(text.split("peak-kb")[1].split()[0])
-    return {"lesson": path.name, "wall_s": round(wall, 1), "peak_mb": round(peak_kb / 1024)}
+    return budget_row(path.name, wall, int(text.split("peak-kb")[1].split()[0]))
+
+
+def budget_row(lesson: str, wall_s: float, peak_kb: int) -> dict:
+    """{lesson, wall_s, peak_mb}: a notebook's name, its wall time in seconds (0.1 s) and peak memory in MB."""
+    return {"lesson": lesson, "wall_s": round(wall_s, 1), "peak_mb": round(peak_kb / 1024)}
+
+
+def recorded_rows(record: Path) -> dict[str, dict]:
+    """The rows a test run wrote to `record` (sparsity_lab.nbval_budget), by lesson name."""
+    try:
+        return {row["lesson"]: row for row in json.loads(record.read_text())}
+    except FileNotFoundError:
+        raise SystemExit(f"sparsity-lab budget: no {record}; run the lessons under pytest first (make test)") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", help="lesson notebooks or folders of them")
     parser.add_argument("--limit-s", type=float, default=LIMIT_S,
                         help="wall seconds over which a lesson fails (default %(default)s; the target is 60)")
+    parser.add_argument("--from", dest="record", type=Path, metavar="JSON",
+                        help="report the rows recorded by the test run (test-output/budget.json) instead of running "
+                             "the lessons; a lesson without a row fails")
 
 
 def verdict(row: dict, limit_s: float = LIMIT_S) -> str:
@@ -60,11 +81,17 @@ def run(args: argparse.Namespace) -> int:
         lessons += sorted(p.glob("*.ipynb")) if p.is_dir() else [p]
     if not lessons:
         raise SystemExit("sparsity-lab budget: no notebooks found in " + " ".join(args.paths))
+    rows = recorded_rows(args.record) if args.record else None
     failed = 0
     print(f"{'lesson':<40} {'wall s':>7} {'peak MB':>8}   target ≤ {WALL_S:g} s, ≤ {PEAK_MB:g} MB; "
           f"fails over {args.limit_s:g} s or {PEAK_MB:g} MB", flush=True)
     for path in lessons:
-        row = measure(path)
+        row = measure(path) if rows is None else rows.get(path.name)
+        if row is None:
+            failed += 1
+            print(f"{path.name:<40} {'-':>7} {'-':>8}   ✗ no row in {args.record}: not run whole under nbval, "
+                  "or its kernel died", flush=True)
+            continue
         mark = verdict(row, args.limit_s)
         failed += mark.startswith("✗")
         print(f"{row['lesson']:<40} {row['wall_s']:>7.1f} {row['peak_mb']:>8}   {mark}", flush=True)
