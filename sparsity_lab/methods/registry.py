@@ -17,6 +17,7 @@ import pandas as pd
 
 from .base import Method
 from .group_lasso import ssl
+from .l0 import l0
 from .lottery import lottery
 from .magnitude import filter_l1, magnitude
 from .second_order import kron_obd, kron_obs, obd, obs
@@ -88,6 +89,15 @@ def _entries() -> list[Method]:
         Method("sss-filters", partial(sss, kinds=("maps",)), "sss", True, ("data", "training"), None, CONV,
                "a scaling factor per conv map, L1 by accelerated proximal gradient (Huang & Wang 2018)",
                quick={"gamma": 0.03, "stages": ((10, 0.05),), "batch_size": 32}),
+    ]
+    tiny_l0 = {"epochs": 6, "lr": 3e-3, "gate_lr": 0.2, "batch_size": 32, "drop_rate": 0.2}
+    out += [
+        Method("l0-units", partial(l0, per="unit"), "l0", True, ("data", "training"), None, ANY,
+               "hard-concrete gates on Linear inputs and conv maps, expected L0 penalty (Louizos et al. 2018)",
+               quick={"lam": 2.0, **tiny_l0}),
+        Method("l0-weights", partial(l0, per="weight"), "l0", False, ("data", "training"), None, ANY,
+               "a hard-concrete gate on every weight: the unstructured contrast (Louizos et al. 2018)",
+               quick={"lam": 0.5, **tiny_l0}),
     ]
     return out
 

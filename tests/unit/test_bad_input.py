@@ -9,7 +9,7 @@ from sparsity_lab import gates, recipes
 from sparsity_lab.compact import assert_equivalent, compact
 from sparsity_lab.cost import flops
 from sparsity_lab.masks import apply_masks, as_bool
-from sparsity_lab.methods import METHODS
+from sparsity_lab.methods import METHODS, l0
 from sparsity_lab.methods.base import select_groups, select_weights
 from sparsity_lab.methods.lottery import lottery_tickets
 from sparsity_lab.methods.obs import obs_saliency
@@ -81,6 +81,16 @@ BAD = [
                                                             side="producer", kinds=("inputs",)), "network's inputs"),
     ("a gate side that does not exist", lambda: gates.attach(mlp(), ScalingGate, side="middle"), "side must be"),
     ("gates on a model without them", lambda: gates.keep_masks(mlp()), "has no gates"),
+    ("an L0 temperature β ≤ 0", lambda: l0.sample_gates(torch.zeros(3), beta=0.0), "beta must be a finite number > 0"),
+    ("an L0 stretch γ ≥ 0", lambda: l0.prob_nonzero(torch.zeros(3), gamma=0.0), "gamma must be a finite number < 0"),
+    ("an L0 stretch ζ ≤ 1", lambda: l0.test_gates(torch.zeros(3), zeta=1.0), "zeta must be a finite number > 1"),
+    ("a NaN L0 temperature", lambda: l0.L0Gate(3, beta=float("nan")), "beta must be a finite number"),
+    ("a negative L0 λ", lambda: l0.L0Gate(3, lam=-1.0), "lam must be a finite number ≥ 0"),
+    ("a NaN L0 λ", lambda: l0.attach_l0(mlp(), n_train=8, lam=float("nan")), "lam must be a finite number ≥ 0"),
+    ("a NaN log α", lambda: l0.sample_gates(torch.tensor([0.0, float("nan")])), "log_alpha contains NaN"),
+    ("an L0 dataset size of 0", lambda: l0.L0Gate(3, n_train=0), "n_train must be the number of training examples"),
+    ("an L0 drop rate of 1", lambda: l0.attach_l0(mlp(), n_train=8, drop_rate=1.0), r"drop_rate must be in \(0, 1\)"),
+    ("a negative L0 gate learning rate", lambda: l0.l0(mlp(), XY, gate_lr=-1.0), "gate_lr must be"),
     ("a negative SSS γ", lambda: ScalingGate(3, gamma=-1.0), "gamma must be a finite number"),
     # models
     ("an MLP width of 2.5", lambda: MLP([784, 2.5, 10]), r"each a positive integer, got \[784, 2.5, 10\]"),
