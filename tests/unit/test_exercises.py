@@ -260,3 +260,42 @@ def test_docstring_example_is_a_working_lesson_module(tmp_path, monkeypatch):
             assert not any(e.verdict(w).ok for w in e.wrong_answers), e.name
     finally:
         sys.modules.pop("doc_lesson", None)
+
+
+# --- lesson 03, against the package and an exact computation ----------------------------------------------------
+
+def test_lesson03_q1_and_q2_references_agree_with_the_package():
+    from sparsity_lab.exercises.lesson03 import LOG_ALPHA_Q1, _q1_expected, _reference_test_gate
+    from sparsity_lab.methods import l0
+
+    expected = _q1_expected()
+    assert expected["p_nonzero"] == pytest.approx(l0.prob_nonzero(torch.tensor(LOG_ALPHA_Q1)).item(), abs=1e-6)
+    assert expected["test_gate"] == pytest.approx(l0.test_gates(torch.tensor(LOG_ALPHA_Q1)).item(), abs=1e-6)
+    log_alpha = torch.linspace(-8, 8, 101, dtype=torch.float64)
+    assert torch.allclose(_reference_test_gate(log_alpha), l0.test_gates(log_alpha), atol=1e-12)
+
+
+def test_lesson03_q3_ranges_hold_the_exact_values_by_quadrature():
+    """dz/dlog α = (ζ − γ)·s(1 − s)/β where the stretched s lies inside (0, 1), else 0; integrated over u."""
+    from sparsity_lab.exercises.lesson03 import Q3_BETAS, Q3_VARIANCE_RANGES, Q3_Z_VARIANCE, Q3_ZERO_RANGES
+    from sparsity_lab.methods.l0 import GAMMA, ZETA
+
+    u = (torch.arange(1_000_000, dtype=torch.float64) + 0.5) / 1_000_000
+    for beta in Q3_BETAS:
+        s = torch.sigmoid((u.log() - (-u).log1p()) / beta)
+        stretched = s * (ZETA - GAMMA) + GAMMA
+        inside = (stretched > 0) & (stretched < 1)
+        grad = torch.where(inside, (ZETA - GAMMA) * s * (1 - s) / beta, 0.0)
+        variance, zero = float(grad.var()), float(1 - inside.double().mean())
+        low, high = Q3_VARIANCE_RANGES[beta]                  # room for seed-to-seed spread on both sides
+        assert low < 0.85 * variance and 1.15 * variance < high, (beta, variance, low, high)
+        low, high = Q3_ZERO_RANGES[beta]
+        assert low + 0.02 < zero < high - 0.02, (beta, zero, low, high)
+        assert float(stretched.clamp(0, 1).var()) == pytest.approx(Q3_Z_VARIANCE[beta], rel=0.01)
+
+
+@pytest.mark.parametrize("seed", (1, 2, 3))
+def test_lesson03_q3_example_passes_on_other_seeds(seed):
+    from sparsity_lab.exercises.lesson03 import _example_gradient_spread
+
+    assert for_lesson("03").q3.check(lambda: _example_gradient_spread(seed=seed), quiet=True)
