@@ -2,7 +2,7 @@
 gate in code, and what the temperature β does to the gradient's noise.
 
 q1 (by hand)     P(z ≠ 0) = σ(log α − β·log(−γ/ζ)) and the test-time gate of one gate (Louizos et al. 2018,
-                 eqs. 12–13)
+                 §2.2)
 q2 (implement)   the deterministic test-time gate ẑ = min(1, max(0, σ(log α)·(ζ − γ) + γ)) on a tensor
 q3 (experiment)  the variance and the fraction of exact zeros of single-draw gradients dz/dlog α for three β
 """
@@ -65,7 +65,7 @@ def _reference_test_gate(log_alpha: torch.Tensor) -> torch.Tensor:
 
 
 def deterministic_gate(log_alpha: torch.Tensor) -> torch.Tensor:
-    """The test-time gate min(1, max(0, σ(log α)·(ζ − γ) + γ)), a tensor like log_alpha (eq. 13)."""
+    """The test-time gate min(1, max(0, σ(log α)·(ζ − γ) + γ)), a tensor like log_alpha (§2.2)."""
     return (torch.sigmoid(log_alpha) * (ZETA - GAMMA) + GAMMA).clamp(0, 1)
 
 
@@ -197,7 +197,7 @@ EXERCISES = [
                     "That is σ(log α) before the stretch: the test gate stretches it to (γ, ζ) and clips, "
                     "clamp(σ(log α)·(ζ − γ) + γ, 0, 1).",
                 Q1_MISTAKES["test gate with β"]:
-                    "β plays no part at test time (eq. 13): clamp(σ(log α)·(ζ − γ) + γ, 0, 1), no temperature.",
+                    "β plays no part at test time: clamp(σ(log α)·(ζ − γ) + γ, 0, 1), no temperature.",
             }),
         }),
         hints=("P(z ≠ 0) is the chance that the stretched sample lands above 0; the test gate is σ(log α) stretched "

@@ -2,22 +2,23 @@
 
 The L0 norm counts nonzeros: not differentiable. Give every unit (an input pixel, a neuron, a conv filter) a
 stochastic gate z_j ∈ [0, 1] and penalise the *expected* number of gates that are not exactly 0. With the hard
-concrete distribution (§4 of the paper) that expectation has a closed form and the sample is reparameterised:
+concrete distribution (§2.2 of the paper) that expectation has a closed form and the sample is reparameterised:
 
-    u ~ U(0, 1),  s = σ((log u − log(1 − u) + log α)/β),  s̄ = s·(ζ − γ) + γ,  z = min(1, max(0, s̄))   (eqs. 9–10)
-    P(z ≠ 0) = σ(log α − β·log(−γ/ζ))                                                                (eq. 12)
-    test time: ẑ = min(1, max(0, σ(log α)·(ζ − γ) + γ))                                               (eq. 13)
+    u ~ U(0, 1),  s = σ((log u − log(1 − u) + log α)/β),  s̄ = s·(ζ − γ) + γ,  z = min(1, max(0, s̄))
+    P(z ≠ 0) = σ(log α − β·log(−γ/ζ))
+    test time: ẑ = min(1, max(0, σ(log α)·(ζ − γ) + γ))
 
 Stretching the binary concrete s from (0, 1) to (γ, ζ) = (−0.1, 1.1) and clipping it puts point masses at exactly 0
 and exactly 1, so a gate can switch a unit off for good. The loss is the data loss plus, for each gated unit j,
-P(z_j ≠ 0)·(λ + ½·prec·‖w_j‖²), summed and divided by the number of training examples N (eq. 14 and the authors'
+P(z_j ≠ 0)·(λ + ½·prec·‖w_j‖²), summed and divided by the number of training examples N (§2.3 and the authors'
 code; the L2 part is optional, prec = 0 turns it off).
 
-Gates sit where the authors put them: on the *inputs* of each Linear (one per input pixel or hidden neuron: a gate
-on a column of the weight), on the *output maps* of each conv (one per filter: a gate on its rows, the bias left
-alone). `per="weight"` puts one gate on every weight instead: the unstructured contrast. One gate draw is shared by
-a minibatch (the gate is a parametrization of the weight, `gates.Gate`); the authors' dense layers draw one per
-example, which lowers the gradient's variance but not its mean.
+Gates sit where the authors put them for group sparsity (§2.4): on the *inputs* of each Linear (one per input
+pixel or hidden neuron: a gate on a column of the weight), on the *output maps* of each conv (one per filter: a
+gate on its rows, the bias left alone: a closed filter leaves the constant map relu(bias), which `compact` folds
+into the next layer). `per="weight"` puts one gate on every weight instead: the unstructured contrast. One gate
+draw is shared by a minibatch (the gate is a parametrization of the weight, `gates.Gate`); the authors' dense
+layers draw one per example, which lowers the gradient's variance but not its mean.
 
     result = l0(model, data, lam=1.0, epochs=20)          # a MethodResult; result.compact() is the smaller network
 """
@@ -31,12 +32,12 @@ import torch
 from torch import nn
 
 from ..gates import Gate, attach, gates, keep_masks
-from ..structure import make_groups, units
+from ..structure import make_groups, rows, units
 from ..train import fit
 from .base import MethodResult
 from .group_lasso import check_lambda
 
-GAMMA, ZETA, BETA = -0.1, 1.1, 2 / 3              # the stretch interval (γ, ζ) and the temperature β (paper, §4)
+GAMMA, ZETA, BETA = -0.1, 1.1, 2 / 3              # the stretch interval (γ, ζ) and the temperature β (§2.2)
 LOG_ALPHA_LIMITS = (math.log(1e-2), math.log(1e2))  # the authors' code clamps log α here after each step
 EPS = 1e-6                                        # u is drawn from U(ε, 1 − ε), as in the authors' code
 
@@ -61,7 +62,7 @@ def _log_alpha(log_alpha) -> torch.Tensor:
 
 def sample_gates(log_alpha, beta: float = BETA, generator: torch.Generator | None = None, gamma: float = GAMMA,
                  zeta: float = ZETA) -> torch.Tensor:
-    """One reparameterised draw z ∈ [0, 1] per entry of log α (eqs. 9–10): differentiable in log α."""
+    """One reparameterised draw z ∈ [0, 1] per entry of log α: differentiable in log α."""
     check_hard_concrete(beta, gamma, zeta)
     log_alpha = _log_alpha(log_alpha)
     u = torch.rand(log_alpha.shape, generator=generator, dtype=log_alpha.dtype, device=log_alpha.device)
@@ -71,13 +72,13 @@ def sample_gates(log_alpha, beta: float = BETA, generator: torch.Generator | Non
 
 
 def prob_nonzero(log_alpha, beta: float = BETA, gamma: float = GAMMA, zeta: float = ZETA) -> torch.Tensor:
-    """P(z ≠ 0) = σ(log α − β·log(−γ/ζ)) (eq. 12): the expected L0 norm of one gate, differentiable."""
+    """P(z ≠ 0) = σ(log α − β·log(−γ/ζ)): the expected L0 norm of one gate, differentiable."""
     check_hard_concrete(beta, gamma, zeta)
     return torch.sigmoid(_log_alpha(log_alpha) - beta * math.log(-gamma / zeta))
 
 
 def test_gates(log_alpha, gamma: float = GAMMA, zeta: float = ZETA) -> torch.Tensor:
-    """The deterministic test-time gate min(1, max(0, σ(log α)·(ζ − γ) + γ)) (eq. 13; β plays no part)."""
+    """The deterministic test-time gate min(1, max(0, σ(log α)·(ζ − γ) + γ)) (β plays no part)."""
     check_hard_concrete(BETA, gamma, zeta)
     return (torch.sigmoid(_log_alpha(log_alpha)) * (zeta - gamma) + gamma).clamp(0, 1)
 
@@ -231,20 +232,43 @@ def attach_l0(model: nn.Module, *, n_train: int, lam: float | dict[str, float] =
             rate = input_drop_rate if u.kind == "inputs" else drop_rate
             out |= attach(model, lambda n, dim, block, u=u, rate=rate: L0Gate(
                 n, dim, block, lam=lam_of(u.name), n_train=n_train, drop_rate=rate, **options), side, where=[u])
+            if side == "producer":
+                # A closed filter gate zeroes the filter's weights and leaves its bias: the map becomes the constant
+                # relu(bias), which `compact` folds into the next layer's bias. So the keep set masks the weights
+                # only; masking the whole unit (bias, reader columns) would describe another network.
+                shape = tuple(model.get_submodule(u.producer).parametrizations.weight.original.shape)
+                out[u.name].groups = make_groups(u.name, u.kind, (f"{u.producer}.weight", shape, rows))
     if not out:
         raise ValueError(f"{type(model).__name__} has nothing to gate: no Linear inputs and no conv maps")
     return out
 
 
 def l0_gates(model: nn.Module) -> dict[str, L0Gate]:
-    """The L0 gates of `model`, by units (or weight) name."""
-    return {name: g for name, g in gates(model).items() if isinstance(g, L0Gate)}
+    """The L0 gates of `model`, by the name of the units they gate ("layers.0.inputs", "conv1.maps"; per weight:
+    "layers.0.weights"). `gates.gates(model)` has them by the name of the weight they sit on."""
+    return {g.groups.name: g for g in gates(model).values() if isinstance(g, L0Gate)}
 
 
 def expected_active(model: nn.Module) -> dict[str, float]:
     """Σ_j P(z_j ≠ 0) for each gate of `model`: the expected number of units (or weights) it keeps."""
     with torch.no_grad():
         return {g.groups.name: float(g.prob_nonzero().sum()) for g in l0_gates(model).values()}
+
+
+def expected_flops(model: nn.Module) -> float:
+    """Expected multiply-adds per example of an MLP with gates per unit: Σ_l E[inputs kept]·E[outputs kept], a
+    layer's outputs being the next layer's gated inputs (the gates are independent, so the expectation of the
+    product is the product of the expectations). Ungated units count in full."""
+    from ..models import MLP
+
+    if not isinstance(model, MLP):
+        raise ValueError(f"expected_flops reads an MLP's gates, got a {type(model).__name__}")
+    kept = expected_active(model)
+    total = 0.0
+    for k, layer in enumerate(model.layers):
+        n_in = kept.get("layers.0.inputs" if k == 0 else f"layers.{k - 1}.units", layer.in_features)
+        total += n_in * kept.get(f"layers.{k}.units", layer.out_features)
+    return total
 
 
 def l0(model: nn.Module, data, *, lam: float | dict[str, float] = 1.0, per: str = "unit", epochs: int = 20,

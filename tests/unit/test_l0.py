@@ -147,17 +147,132 @@ def test_weight_gates_remove_single_weights_and_conv_gates_whole_filters():
     assert assert_equivalent(per_weight.model.eval(), compact(per_weight.model), x_test) < 1e-5
     import torch.nn.functional as F
     x16 = F.interpolate(train[0], size=16, mode="bilinear")
+    torch.manual_seed(0)
+    conv = l0.l0(LeNet5(4, 6, 12, image_size=16), (x16, train[1]), lam={"conv1.maps": 0.5, "conv2.maps": 0.5,
+                 "fc1.units": 0.05}, epochs=6, lr=3e-3, gate_lr=0.03, batch_size=32)
+    assert set(conv.details["expected"]) == {"conv1.maps", "conv2.maps", "fc1.units"}
+    kept = widths(conv.compact())
+    assert 1 <= kept[1] < 4 and 1 <= kept[2] < 6 and kept[3] < 12
+    assert assert_equivalent(conv.model.eval(), conv.compact(), F.interpolate(x_test, size=16, mode="bilinear")) < 1e-4
+
+
+def test_a_closed_filter_gate_leaves_the_constant_relu_bias_and_compact_keeps_it():
+    """The authors' conv gate multiplies the filter, not its bias: a closed gate turns the map into relu(bias), and
+    the compact network must fold that constant into the next layer instead of dropping it."""
+    torch.manual_seed(0)
     net = LeNet5(4, 6, 12, image_size=16)
-    conv = l0.l0(net, (x16, train[1]), lam=200.0, epochs=4, lr=3e-3, gate_lr=0.1, batch_size=32)
-    names = set(conv.details["expected"])
-    assert names == {"conv1.maps", "conv2.maps", "fc1.units"}
-    small = conv.compact()
-    assert widths(small)[1] + widths(small)[2] < 10
-    x_check = F.interpolate(x_test, size=16, mode="bilinear")
-    assert assert_equivalent(conv.model.eval(), small, x_check) < 1e-4
+    found = l0.attach_l0(net, n_train=10)
+    with torch.no_grad():
+        for gate in found.values():
+            gate.log_alpha.fill_(5.0)
+        found["conv1.maps"].log_alpha[:2] = -5.0                  # two filters of conv1 and one of conv2 closed
+        found["conv2.maps"].log_alpha[0] = -5.0
+        net.conv1.bias.fill_(0.5)
+        net.conv2.bias.fill_(0.3)
+    net.eval()
+    from sparsity_lab.gates import keep_masks
+    masks = keep_masks(net)
+    assert not masks["conv1.weight"].all() and masks["fc1.weight"].all()  # fc1 reads the closed maps: kept
+    small = compact(net, masks)
+    assert widths(small) == [1, 2, 5, 12, 10]
+    x = torch.rand(16, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert assert_equivalent(net, small, x) < 1e-5
 
 
 def test_registered_and_the_bad_inputs_are_refused():
     assert {"l0-units", "l0-weights"} <= set(METHODS)
     with pytest.raises(ValueError, match="per must be"):
         l0.attach_l0(MLP([4, 3, 2]), n_train=5, per="filter")
+
+
+def test_expected_flops_is_the_product_of_expected_widths_and_the_compact_count_at_the_extremes():
+    torch.manual_seed(0)
+    model = MLP([6, 5, 4, 3])
+    found = l0.attach_l0(model, n_train=10)
+    p = {name: float(g.prob_nonzero().sum()) for name, g in found.items()}
+    by_hand = p["layers.0.inputs"] * p["layers.0.units"] + p["layers.0.units"] * p["layers.1.units"] + \
+        p["layers.1.units"] * 3
+    assert l0.expected_flops(model) == pytest.approx(by_hand)
+    with torch.no_grad():                         # gates surely on or surely off: expectation = the compact count
+        for g in found.values():
+            g.log_alpha.fill_(20.0)
+        found["layers.0.units"].log_alpha[:2] = -20.0
+    assert l0.expected_flops(model) == pytest.approx(6 * 3 + 3 * 4 + 4 * 3, rel=1e-6)
+    model.eval()
+    small = compact(model)
+    assert widths(small) == [6, 3, 4, 3]
+    with pytest.raises(ValueError, match="reads an MLP"):
+        l0.expected_flops(LeNet5(4, 6, 12, image_size=16))
+
+
+# ---------------------------------------------------------------------------------------------- the lesson's views
+def test_hard_concrete_explorer_follows_its_sliders_and_its_draws_match_the_point_masses():
+    from sparsity_lab.widgets.l0 import HardConcreteExplorer
+
+    explorer = HardConcreteExplorer(log_alpha=0.0, draws=20_000)
+    before = list(explorer.figure.data[1].y)
+    explorer.log_alpha.value = -2.0
+    assert list(explorer.figure.data[1].y) != before
+    stems, drawn = explorer.figure.data[2].y, explorer.figure.data[3].y
+    at0, at1 = (float(v) for v in l0.point_masses(-2.0, l0.BETA))
+    assert stems[1] == pytest.approx(at0) and stems[4] == pytest.approx(at1)
+    assert abs(drawn[0] - at0) < 0.02 and abs(drawn[1] - at1) < 0.02
+    assert "P(z ≠ 0) = " + f"{float(l0.prob_nonzero(-2.0)):.3f}" in explorer.figure.layout.title.text
+    explorer.beta.value = 0.2
+    assert explorer.figure.data[3].y[0] != drawn[0]
+
+
+def test_gate_monitor_records_the_expected_units_of_a_run():
+    from sparsity_lab.widgets.l0 import GateMonitor
+
+    train, _ = _digits()
+    monitor = GateMonitor(MLP([64, 20, 10]), every=5)
+    assert set(monitor.sizes) == {"layers.0.inputs", "layers.0.units"} and monitor.sizes["layers.0.units"] == 20
+    result = l0.l0(MLP([64, 20, 10]), train, lam=2.0, epochs=2, lr=3e-3, gate_lr=0.05, batch_size=32,
+                   callbacks=[monitor])
+    assert monitor.steps[0] == 1 and len(monitor.steps) == 1 + 32 // 5
+    assert monitor.history["layers.0.units"][-1] == pytest.approx(
+        float(l0.l0_gates(result.model)["layers.0.units"].prob_nonzero().sum()), rel=0.2)
+    assert list(monitor.figure.data[1].y) == [v / 20 for v in monitor.history["layers.0.units"]]
+
+
+def test_sweep_explorer_follows_the_slider():
+    from sparsity_lab.experiments import l0_sweep
+    from sparsity_lab.widgets.l0 import L0SweepExplorer
+
+    sweep = l0_sweep.load_sweep()
+    explorer = L0SweepExplorer(sweep, scale=1.0)
+    points = {p["scale"]: p for p in sweep["points"]}
+    assert list(explorer.front.data[-1].y) == [points[1.0]["error"]]
+    explorer.scale.value = 4.0
+    assert list(explorer.front.data[-1].y) == [points[4.0]["error"]]
+    assert f"{sum(c == '1' for c in points[4.0]['pixels'])} of 784" in explorer.pixels.layout.title.text
+
+
+# ---------------------------------------------------------------------------------------------- the cached sweep
+def test_the_cached_sweep_matches_the_code_and_the_recipe():
+    """Recompute a slice of the cache — the dense baseline and the recipe's own λ — with the current code; and
+    check the rest of the cache was made with the current recipe."""
+    from sparsity_lab import recipes
+    from sparsity_lab.data import load_mnist
+    from sparsity_lab.experiments import l0_sweep
+
+    recipe = recipes.get("03", "classroom")
+    sweep = l0_sweep.load_sweep()
+    cached = sweep["settings"]["recipe"]
+    for knob in ("epochs", "lr", "gate_lr", "lam_inputs", "lam_hidden", "drop_rate", "batch_size", "weight_decay"):
+        assert cached[knob] == getattr(recipe, knob), knob
+    assert sweep["settings"]["scales"] == list(recipe.sweep_scales)
+    digits = load_mnist(seed=sweep["settings"]["seed"], source=recipe.source, quiet=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(sweep["settings"]["threads"])          # the cache's thread count: the same rounding
+    try:
+        dense = l0_sweep.dense_point(digits, recipe, seed=sweep["settings"]["seed"])
+        point = l0_sweep.l0_point(digits, recipe, 1.0, seed=sweep["settings"]["seed"])
+    finally:
+        torch.set_num_threads(threads)
+    cached_point = next(p for p in sweep["points"] if p["scale"] == 1.0)
+    assert dense["error"] == pytest.approx(sweep["dense"]["error"], abs=0.3)
+    assert point["error"] == pytest.approx(cached_point["error"], abs=0.5)
+    for now, then in zip(point["sizes"], cached_point["sizes"], strict=True):  # float rounding may flip a gate
+        assert abs(now - then) <= max(2, 0.03 * then)
