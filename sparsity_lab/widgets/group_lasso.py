@@ -12,7 +12,7 @@ from ..methods.group_lasso import group_soft_threshold, soft_threshold
 from ..plots.group_lasso import pareto, prox_2d, prox_3d
 from ..plots.shared import filter_grid, filter_grid_arrays, pixel_map
 from ..train import TrainState
-from .shared import View
+from .shared import View, scale_slider
 
 
 class ProxExplorer(View):
@@ -101,9 +101,7 @@ class SweepExplorer(View):
 
     def __init__(self, sweep: dict, scale: float | None = None):
         self.sweep = sweep
-        scales = sorted({p["scale"] for p in sweep["points"]})
-        self.scale = W.SelectionSlider(options=[(f"{s:g}", s) for s in scales], value=scale or scales[len(scales) // 2],
-                                       description="λ × ", continuous_update=False)
+        self.scale = scale_slider([p["scale"] for p in sweep["points"]], scale or None)
         self.status = W.HTML()
         self.front = go.FigureWidget(pareto(sweep["points"], sweep["dense"], self.scale.value))
         self.pixels = go.FigureWidget(pixel_map(np.ones(784)))

@@ -14,7 +14,7 @@ from ..methods import l0
 from ..plots.l0 import BINS, gate_training, hard_concrete, sweep_front
 from ..plots.shared import pixel_map
 from ..train import TrainState
-from .shared import View
+from .shared import View, scale_slider
 
 
 def hard_concrete_arrays(log_alpha: float, beta: float, draws: np.ndarray) -> dict:
@@ -116,10 +116,7 @@ class L0SweepExplorer(View):
 
     def __init__(self, sweep: dict, scale: float | None = None):
         self.sweep = sweep
-        scales = sorted(p["scale"] for p in sweep["points"])
-        self.scale = W.SelectionSlider(options=[(f"{s:g}", s) for s in scales],
-                                       value=scales[len(scales) // 2] if scale is None else scale,
-                                       description="λ × ", continuous_update=False)
+        self.scale = scale_slider([p["scale"] for p in sweep["points"]], scale)
         self.status = W.HTML()
         self.front = go.FigureWidget(sweep_front(sweep["points"], sweep["dense"], self.scale.value))
         self.pixels = go.FigureWidget(pixel_map(np.ones(784)))

@@ -31,6 +31,14 @@ _import_figurewidget()
 TABLE_CSS = "<style>.sparsity-lab-table td, .sparsity-lab-table th {padding: 2px 10px; text-align: right}</style>"
 
 
+def scale_slider(scales, value: float | None = None, description: str = "λ × ") -> W.SelectionSlider:
+    """A slider over the λ scales of a cached sweep (sorted; the middle one unless `value` is given)."""
+    scales = sorted(set(scales))
+    return W.SelectionSlider(options=[(f"{s:g}", s) for s in scales],
+                             value=scales[len(scales) // 2] if value is None else value, description=description,
+                             continuous_update=False)
+
+
 class View(abc.ABC):
     """An interactive view: `widget` is the whole of it as one ipywidget, and a cell that ends in the view shows
     that widget. Drive a view headless by setting its controls' `.value` and reading its figures' data."""
