@@ -23,6 +23,7 @@ from .magnitude import filter_l1, magnitude
 from .second_order import kron_obd, kron_obs, obd, obs
 from .slimming import network_slimming
 from .sss import sss
+from .vdrop import sparse_vd
 
 MLP, CONV, BN = ("mlp", "lenet-300-100", "lenet-500-300"), ("lenet5-caffe",), ("lenet5-caffe-bn",)
 ANY = MLP + CONV
@@ -98,6 +99,9 @@ def _entries() -> list[Method]:
         Method("l0-weights", partial(l0, per="weight"), "l0", False, ("data", "training"), None, ANY,
                "a hard-concrete gate on every weight: the unstructured contrast (Louizos et al. 2018)",
                quick={"lam": 0.5, **tiny_l0}),
+        Method("sparse-vd", sparse_vd, "vdrop", False, ("data", "training"), None, ANY,
+               "a dropout rate α per weight by variational inference, weights with log α ≥ 3 removed "
+               "(Molchanov et al. 2017)", quick={"epochs": 4, "lr": 1e-2, "batch_size": 32, "warmup": (0, 1)}),
     ]
     return out
 

@@ -9,7 +9,7 @@ from sparsity_lab import gates, recipes
 from sparsity_lab.compact import assert_equivalent, compact
 from sparsity_lab.cost import flops
 from sparsity_lab.masks import apply_masks, as_bool
-from sparsity_lab.methods import METHODS, l0
+from sparsity_lab.methods import METHODS, l0, vdrop
 from sparsity_lab.methods.base import select_groups, select_weights
 from sparsity_lab.methods.lottery import lottery_tickets
 from sparsity_lab.methods.obs import obs_saliency
@@ -91,6 +91,11 @@ BAD = [
     ("an L0 dataset size of 0", lambda: l0.L0Gate(3, n_train=0), "n_train must be the number of training examples"),
     ("an L0 drop rate of 1", lambda: l0.attach_l0(mlp(), n_train=8, drop_rate=1.0), r"drop_rate must be in \(0, 1\)"),
     ("a negative L0 gate learning rate", lambda: l0.l0(mlp(), XY, gate_lr=-1.0), "gate_lr must be"),
+    ("a NaN variational-dropout threshold", lambda: vdrop.set_threshold(mlp(), float("nan")),
+     "threshold must be a finite log α"),
+    ("a KL warm-up that ends before it starts", lambda: vdrop.KLWarmup(5, 2), "must start at an epoch ≥ 0 and end no"),
+    ("a negative dataset size for the KL", lambda: vdrop.attach_vd(mlp(), n_train=-5),
+     "n_train must be the number of training examples"),
     ("a negative SSS γ", lambda: ScalingGate(3, gamma=-1.0), "gamma must be a finite number"),
     # models
     ("an MLP width of 2.5", lambda: MLP([784, 2.5, 10]), r"each a positive integer, got \[784, 2.5, 10\]"),
