@@ -299,3 +299,93 @@ def test_lesson03_q3_example_passes_on_other_seeds(seed):
     from sparsity_lab.exercises.lesson03 import _example_gradient_spread
 
     assert for_lesson("03").q3.check(lambda: _example_gradient_spread(seed=seed), quiet=True)
+
+
+# --- lesson 04, against sampling, the package's hook and the histogram itself -----------------------------------
+
+def test_lesson04_q1_reference_agrees_with_sampled_noise_and_the_package():
+    from sparsity_lab.exercises.lesson04 import ALPHA_Q1, THETA_Q1, _q1_expected
+    from sparsity_lab.methods import vdrop
+
+    expected = _q1_expected()
+    xi = 1 + ALPHA_Q1 ** 0.5 * torch.randn(1_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = THETA_Q1 * xi
+    assert float(w.mean()) == pytest.approx(expected["mean"], abs=2e-3)
+    assert float(w.var()) == pytest.approx(expected["variance"], rel=1e-2)
+    package = vdrop.log_alpha(torch.tensor(THETA_Q1, dtype=torch.float64),
+                              torch.tensor(expected["variance"], dtype=torch.float64).log())
+    assert float(package) == pytest.approx(expected["log_alpha"], abs=1e-6)
+
+
+def test_lesson04_q2_reference_matches_the_package_hook():
+    """The reference against vdrop.local_reparameterisation on a Linear layer, with the hook's own noise."""
+    from torch.nn.utils import parametrize
+
+    from sparsity_lab.exercises.lesson04 import _reference_local_reparameterisation
+    from sparsity_lab.methods import vdrop
+
+    g = torch.Generator().manual_seed(0)
+    layer = torch.nn.Linear(6, 3)
+    gate = vdrop.VariationalDropout(layer.weight, n_train=1)
+    with torch.no_grad():
+        gate.log_sigma2.copy_(torch.randn(3, 6, generator=g) - 2)
+    parametrize.register_parametrization(layer, "weight", gate)
+    layer.train()
+    x = torch.randn(5, 6, generator=g)
+    with torch.no_grad():
+        mean = layer(x)
+        torch.manual_seed(7)
+        sampled = vdrop.local_reparameterisation(layer, (x,), mean)
+        torch.manual_seed(7)
+        eps = torch.randn_like(mean)
+        theta = layer.parametrizations.weight.original
+        expected = _reference_local_reparameterisation(x, theta, gate.log_sigma2, layer.bias, eps)
+    assert torch.allclose(sampled, expected, atol=1e-5)
+
+
+def test_lesson04_q2_accepts_the_packages_guard_inside_the_square_root():
+    def guarded(x, theta, log_sigma2, bias, eps):
+        return x @ theta.T + bias + torch.sqrt((x * x) @ log_sigma2.exp().T + 1e-8) * eps
+
+    assert for_lesson("04").q2.check(guarded, quiet=True)
+
+
+def test_lesson04_q3_valley_is_sparse_between_the_modes_and_holds_the_papers_threshold():
+    from sparsity_lab.exercises.lesson04 import (
+        Q3_HISTOGRAM,
+        Q3_LOG_ALPHAS,
+        Q3_VALLEY,
+        Q3_VALLEY_LEVEL,
+        _simulated_log_alphas,
+        log_alpha_counts,
+        valley,
+    )
+    from sparsity_lab.methods.vdrop import THRESHOLD
+
+    low, high = Q3_VALLEY
+    assert low < THRESHOLD < high
+    counts, edges = Q3_HISTOGRAM
+    assert counts.sum() == len(Q3_LOG_ALPHAS) and len(edges) == len(counts) + 1
+    centres = (edges[:-1] + edges[1:]) / 2
+    signal_peak = counts[centres < low].max()
+    assert counts.argmax() == len(counts) - 1 and centres[-1] > high   # the noise mode piles up at the clip
+    inside = (centres > low) & (centres < high)
+    assert (counts[inside] < Q3_VALLEY_LEVEL * signal_peak).all()
+    assert counts[inside].sum() < 0.02 * len(Q3_LOG_ALPHAS)           # sparse: under 2% of the weights
+    assert torch.equal(_simulated_log_alphas(), Q3_LOG_ALPHAS)         # seeded: every kernel sees the same data
+    for seed in (1, 2, 3):                                             # the construction, not one lucky draw
+        other_low, other_high = valley(*log_alpha_counts(_simulated_log_alphas(seed)))
+        assert other_low < THRESHOLD < other_high
+
+
+def test_lesson04_q3_accepts_every_threshold_in_the_valley_and_none_outside():
+    from sparsity_lab.exercises.lesson04 import Q3_LOG_ALPHAS, Q3_VALLEY, kept_below
+
+    q3 = for_lesson("04").q3
+    low, high = Q3_VALLEY
+    for t in (low, (low + high) / 2, high):
+        assert q3.check({"threshold": t, "kept_fraction": kept_below(Q3_LOG_ALPHAS, t)}, quiet=True), t
+    for t in (low - 0.25, high + 0.25):
+        verdict = q3.verdict({"threshold": t, "kept_fraction": kept_below(Q3_LOG_ALPHAS, t)})
+        assert not verdict.ok and "valley" in verdict.message, t
+    assert q3.check({"threshold": torch.tensor(3.0), "kept_fraction": kept_below(Q3_LOG_ALPHAS, 3.0)}, quiet=True)
