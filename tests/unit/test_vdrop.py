@@ -170,3 +170,41 @@ def test_conv_weights_get_noise_and_compact_through_lenet5():
 
 def test_registered():
     assert METHODS["sparse-vd"].structured is False and METHODS["sparse-vd"].target is None
+
+
+def test_the_lessons_integrated_kl_agrees_with_this_files_independent_quadrature():
+    for a in (-8.0, -2.5, 0.0, 1.7, 8.0):
+        assert vdrop.kl_by_integration(a) == pytest.approx(exact_kl(a), abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- the lesson's views
+def test_log_alpha_monitor_counts_what_the_gates_hold():
+    from sparsity_lab.plots.vdrop import EDGES
+    from sparsity_lab.widgets.vdrop import LogAlphaMonitor
+
+    d = load_digits(seed=0)
+    monitor = LogAlphaMonitor(every=4)
+    result = vdrop.sparse_vd(MLP([64, 20, 10]), (d.x_train[:256], d.y_train[:256]), epochs=2, lr=1e-2,
+                             batch_size=32, warmup=(0, 1), callbacks=[monitor])
+    assert [h["step"] for h in monitor.history] == [1, 4, 8, 12, 16]
+    final = result.details["log_alpha"]["layers.0.weight"].reshape(-1).numpy()
+    monitor.update(result.model, 99)
+    counts, _ = np.histogram(final, bins=EDGES)
+    assert np.allclose(monitor.figure.data[0].y, counts / final.size)
+    assert monitor.history[-1]["layers.0"] == pytest.approx(float((final >= 3).mean()))
+
+
+def test_threshold_explorer_moves_the_masks_and_remeasures_the_error():
+    from sparsity_lab.train import evaluate
+    from sparsity_lab.widgets.vdrop import ThresholdExplorer
+
+    d = load_digits(seed=0)
+    result = vdrop.sparse_vd(MLP([64, 20, 10]), (d.x_train[:512], d.y_train[:512]), epochs=6, lr=3e-3,
+                             batch_size=32, warmup=(0, 3))
+    explorer = ThresholdExplorer(result.model, (d.x_test, d.y_test))
+    kept_at_3 = sum(r["kept"] for r in explorer.rows())
+    explorer.threshold.value = -1.0
+    assert sum(r["kept"] for r in explorer.rows()) < kept_at_3
+    assert explorer.error == pytest.approx(evaluate(result.model, (d.x_test, d.y_test))["error"])
+    shown = np.array(explorer.figure.data[0].z, dtype=float)
+    assert np.nansum(shown) == pytest.approx(float((result.model.layers[0].weight[:24] != 0).sum()))
