@@ -177,7 +177,9 @@ EXERCISES = [
                 "sparsity": Range(0.5, 1.0, "the weight sparsity", "pick λ so that L1 zeroes most weights"),
                 "hidden_removed": Range(0.0, 0.25, "the fraction of hidden neurons removed",
                                         "scattered zeros leave almost every neuron a nonzero weight"),
-                "speedup": Range(0.5, 1.8, "the speed-up",
+                # a timing on a shared CPU: the band is wide (a loaded 2-core machine measured outside 0.5–1.8 with
+                # the solution's code) and still rejects the FLOP cut (~10×) and the ratio upside down (0.1)
+                "speedup": Range(0.4, 2.5, "the speed-up",
                                  "only the always-blank input pixels go; the hidden layers stay as wide as the "
                                  "dense ones"),
             }),

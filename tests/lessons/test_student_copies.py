@@ -1,6 +1,10 @@
 """Every lesson's student copy (`sparsity-lab student`) runs end to end in a fresh kernel: each exercise reads "not
-attempted yet", nothing raises, and the solutions are withheld."""
+attempted yet", nothing raises, and the solutions are withheld.
 
+The copies run two at a time (each kernel trains with one thread, and CI has two cores), once per session; each
+lesson's test then reads its own executed copy."""
+
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -12,20 +16,41 @@ from sparsity_lab.exercises import for_lesson
 from sparsity_lab.student import write_student_copies
 
 LESSONS = sorted((Path(__file__).resolve().parents[2] / "lessons").glob("*.ipynb"))
+WORKERS = 2
 
 
 def _stdout(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_every_lessons_student_copy_runs_and_every_exercise_reads_not_attempted(path, tmp_path):
-    """The reveal of the solutions sits in a hidden-test region, which the copy has lost."""
-    write_student_copies(path, tmp_path)
-    copy = nbformat.read(tmp_path / path.name, as_version=4)
+def _run_copy(path: Path, folder: Path):
+    """The student copy of `path`, executed, with a last cell that asks every exercise for its solution; or the
+    exception its execution raised."""
+    write_student_copies(path, folder)
+    copy = nbformat.read(folder / path.name, as_version=4)
     copy.cells.append(new_code_cell("for e in ex:\n    e.solution()"))
-    NotebookClient(copy, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-                   ).execute()
+    try:
+        NotebookClient(copy, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+                       ).execute()
+    except Exception as error:  # reported by the lesson's own test
+        return error
+    return copy
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    folders = {p: tmp_path_factory.mktemp(p.stem) for p in LESSONS}
+    with ThreadPoolExecutor(WORKERS) as pool:
+        futures = {p: pool.submit(_run_copy, p, folder) for p, folder in folders.items()}
+        return {p: f.result() for p, f in futures.items()}
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_every_lessons_student_copy_runs_and_every_exercise_reads_not_attempted(path, executed):
+    """The reveal of the solutions sits in a hidden-test region, which the copy has lost."""
+    copy = executed[path]
+    if isinstance(copy, Exception):
+        raise copy
     printed = "\n".join(_stdout(c) for c in copy.cells if c.cell_type == "code")
     names = [e.name for e in for_lesson(path.name[:2])]
     for name in names:
