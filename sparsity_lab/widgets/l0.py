@@ -13,8 +13,7 @@ import torch
 from ..methods import l0
 from ..plots.l0 import BINS, gate_training, hard_concrete, sweep_front
 from ..plots.shared import pixel_map
-from ..train import TrainState
-from .shared import View, scale_slider
+from .shared import TrainingMonitor, View, scale_slider
 
 
 def hard_concrete_arrays(log_alpha: float, beta: float, draws: np.ndarray) -> dict:
@@ -66,7 +65,7 @@ class HardConcreteExplorer(View):
         return W.VBox([W.HBox([self.log_alpha, self.beta]), self.figure])
 
 
-class GateMonitor(View):
+class GateMonitor(TrainingMonitor):
     """A training callback that draws the L0 gates every `every` steps: the expected fraction of units kept per
     layer, and (for an MLP with input gates) each pixel's P(z ≠ 0). `history` keeps the curves.
 
@@ -74,12 +73,10 @@ class GateMonitor(View):
     which units will carry gates from a gated copy of its own)."""
 
     def __init__(self, model: torch.nn.Module, every: int = 20):
-        if every < 1:
-            raise ValueError(f"every must be a positive number of steps, got {every}")
+        super().__init__(every)
         if not l0.l0_gates(model):
             model = copy.deepcopy(model)
             l0.attach_l0(model, n_train=1)
-        self.every = every
         self.sizes = {g.groups.name: g.n for g in l0.l0_gates(model).values()}
         self.steps: list[int] = []
         self.history: dict[str, list[float]] = {name: [] for name in self.sizes}
@@ -100,15 +97,6 @@ class GateMonitor(View):
             pixels = self._pixels(model)
             if pixels is not None:
                 self.figure.data[-1].z = pixels.reshape(28, 28)[::-1]
-
-    def __call__(self, state: TrainState) -> None:
-        if state.step % self.every == 0 or state.step == 1:
-            self.update(state.model, state.step)
-
-    @property
-    def widget(self) -> W.Widget:
-        return self.figure
-
 
 class L0SweepExplorer(View):
     """A λ slider over the cached sweep (`experiments.l0_sweep`): the chosen run on the error-vs-FLOPs front, the

@@ -52,6 +52,29 @@ class View(abc.ABC):
         display(self.widget)
 
 
+class TrainingMonitor(View):
+    """A view that is also a training callback: `update(model, step)` runs at step 1 and every `every` steps
+    (`train.fit` calls the monitor after each step), and `figure` is the whole view."""
+
+    figure = None
+
+    def __init__(self, every: int):
+        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every!r}")
+        self.every = int(every)
+
+    def update(self, model, step: int) -> None:
+        raise NotImplementedError
+
+    def __call__(self, state) -> None:
+        if state.step % self.every == 0 or state.step == 1:
+            self.update(state.model, state.step)
+
+    @property
+    def widget(self) -> W.Widget:
+        return self.figure
+
+
 def _cell(value) -> str:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return str(value)

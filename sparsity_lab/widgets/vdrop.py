@@ -11,22 +11,21 @@ import torch
 from ..methods import vdrop
 from ..plots.shared import filter_grid, filter_grid_arrays, receptive_fields
 from ..plots.vdrop import histogram_counts, log_alpha_histogram
-from ..train import TrainState, evaluate
-from .shared import View, table_html
+from ..train import evaluate
+from .shared import TrainingMonitor, View, table_html
 
 
 def _layer(name: str) -> str:
     return name.removesuffix(".weight")
 
 
-class LogAlphaMonitor(View):
+class LogAlphaMonitor(TrainingMonitor):
     """A training callback that redraws the histogram of every layer's log α each `every` steps; `history` keeps,
     per redraw, the step and the fraction of each layer's weights at or above the threshold (removed)."""
 
     def __init__(self, every: int = 50, threshold: float = vdrop.THRESHOLD):
-        if every < 1:
-            raise ValueError(f"every must be a positive number of steps, got {every}")
-        self.every, self.threshold = every, vdrop.check_threshold(threshold)
+        super().__init__(every)
+        self.threshold = vdrop.check_threshold(threshold)
         self.history: list[dict] = []
         self.figure = go.FigureWidget(log_alpha_histogram({}, self.threshold, "log α: not started"))
 
@@ -45,15 +44,6 @@ class LogAlphaMonitor(View):
                 for old, new in zip(self.figure.data, fresh.data, strict=True):
                     old.y = new.y
             self.figure.layout.title.text = fresh.layout.title.text
-
-    def __call__(self, state: TrainState) -> None:
-        if state.step % self.every == 0 or state.step == 1:
-            self.update(state.model, state.step)
-
-    @property
-    def widget(self) -> W.Widget:
-        return self.figure
-
 
 class ThresholdExplorer(View):
     """A slider for the test-time threshold on log α of a trained `sparse_vd` network: each move sets it
