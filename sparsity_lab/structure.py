@@ -298,6 +298,13 @@ def make_groups(name: str, kind: str, *parts: tuple[str, tuple[int, ...], object
     return Groups(name, kind, built)
 
 
+def single_weights(name: str, shape: tuple[int, ...]) -> Groups:
+    """Every entry of the weight `name` (shape `shape`) its own group: the groups of the lasso (L1) and of any
+    method that decides weight by weight. Named "<layer>.weights"."""
+    return make_groups(f"{name.removesuffix('.weight')}.weights", "weights",
+                       (name, tuple(shape), lambda w: w.reshape(-1, 1)))
+
+
 def _param(prefix: str, attr: str) -> str:
     return f"{prefix}.{attr}" if prefix else attr
 

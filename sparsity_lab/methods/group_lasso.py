@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..masks import combine, effective_weights, raw_weights
-from ..structure import Groups, layer_groups, make_groups, neuron_groups, unit_groups
+from ..structure import Groups, layer_groups, neuron_groups, single_weights, unit_groups
 from ..train import TrainState, sgd_stages
 from .base import MethodResult
 
@@ -65,9 +65,7 @@ def group_soft_threshold(v: torch.Tensor, t: float) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- the penalty
 def _weights_groups(model: nn.Module) -> list[Groups]:
-    return [make_groups(f"{name.removesuffix('.weight')}.weights", "weights",
-                        (name, tuple(w.shape), lambda w: w.reshape(-1, 1)))
-            for name, w in effective_weights(model).items()]
+    return [single_weights(name, w.shape) for name, w in effective_weights(model).items()]
 
 
 def _all_groups(model: nn.Module, kind: str) -> list[Groups]:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..gates import Gate, attach, gates, keep_masks
-from ..structure import make_groups, rows, units
+from ..structure import make_groups, rows, single_weights, units
 from ..train import fit
 from .base import MethodResult
 from .group_lasso import check_lambda
@@ -218,8 +218,7 @@ def attach_l0(model: nn.Module, *, n_train: int, lam: float | dict[str, float] =
             module = model.get_submodule(u.producer)
             gate = L0WeightGate(tuple(module.weight.shape), lam=lam_of(f"{u.producer}.weight"), n_train=n_train,
                                 drop_rate=drop_rate, **options)
-            gate.groups = make_groups(f"{u.producer}.weights", "weights",
-                                      (f"{u.producer}.weight", tuple(module.weight.shape), lambda w: w.reshape(-1, 1)))
+            gate.groups = single_weights(f"{u.producer}.weight", module.weight.shape)
             torch.nn.utils.parametrize.register_parametrization(module, "weight", gate)
             out[f"{u.producer}.weight"] = gate
         return out

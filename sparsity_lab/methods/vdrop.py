@@ -34,7 +34,7 @@ from torch.nn.utils import parametrize
 
 from ..gates import Gate, gates, keep_masks
 from ..masks import prunable
-from ..structure import make_groups
+from ..structure import single_weights
 from ..train import TrainState, fit
 from .base import MethodResult
 
@@ -164,8 +164,7 @@ def attach_vd(model: nn.Module, *, n_train: int, threshold: float = THRESHOLD,
             continue
         weight = module.weight
         gate = VariationalDropout(weight, n_train=n_train, threshold=threshold, log_sigma2=log_sigma2)
-        gate.groups = make_groups(f"{name.rpartition('.')[0]}.weights", "weights",
-                                  (name, tuple(weight.shape), lambda w: w.reshape(-1, 1)))
+        gate.groups = single_weights(name, weight.shape)
         parametrize.register_parametrization(module, "weight", gate)
         module.register_forward_hook(local_reparameterisation)
         out[name] = gate
