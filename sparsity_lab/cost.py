@@ -99,6 +99,22 @@ def latency(model: nn.Module, x: torch.Tensor, threads: int = 1, min_run_time: f
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
+def machine(threads: int = 1) -> str:
+    """The machine a timing ran on, in one line: CPU model (from /proc/cpuinfo where there is one), cores, torch
+    version and the intra-op threads used — to print beside every measured speed-up."""
+    import os
+    import platform
+    from pathlib import Path
+
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} thread{'s' * (threads != 1)}"
+
+
 def compare_latency(models: dict[str, nn.Module], inputs: dict[str, torch.Tensor] | torch.Tensor,
                     threads: int = 1, rounds: int = 5, min_run_time: float = 0.05) -> dict[str, float]:
     """Seconds per forward pass of several models measured in alternation: `rounds` rounds, each timing every

@@ -8,6 +8,9 @@ lottery       iterative magnitude pruning with rewinding, and its controls
 group_lasso   group penalties, the proximal step, Structured Sparsity Learning
 slimming      network slimming: L1 on BatchNorm scales
 sss           sparse structure selection: a learned scaling factor per unit (a gate)
+l0            L0 regularisation with hard-concrete gates per unit or per weight
+vdrop         sparse variational dropout: a dropout rate per weight
+sbp           structured Bayesian pruning: truncated log-normal noise per unit, its closed forms
 sgmcmc        SGLD, pSGLD, SGHMC samplers and a sample collector
 registry      METHODS: name → Method
 

@@ -20,6 +20,7 @@ from .group_lasso import ssl
 from .l0 import l0
 from .lottery import lottery
 from .magnitude import filter_l1, magnitude
+from .sbp import sbp
 from .second_order import kron_obd, kron_obs, obd, obs
 from .slimming import network_slimming
 from .sss import sss
@@ -102,6 +103,9 @@ def _entries() -> list[Method]:
         Method("sparse-vd", sparse_vd, "vdrop", False, ("data", "training"), None, ANY,
                "a dropout rate α per weight by variational inference, weights with log α ≥ 3 removed "
                "(Molchanov et al. 2017)", quick={"epochs": 4, "lr": 1e-2, "batch_size": 32, "warmup": (0, 1)}),
+        Method("sbp", sbp, "sbp", True, ("data", "training"), None, ANY,
+               "truncated log-normal noise per neuron and conv map, units with SNR ≤ 1 removed (Neklyudov et al. "
+               "2017)", quick={"epochs": 4, "lr": 3e-3, "noise_lr": 0.3, "batch_size": 32, "n_kl": 50_000}),
     ]
     return out
 

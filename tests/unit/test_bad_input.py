@@ -8,8 +8,9 @@ from torch import nn
 from sparsity_lab import gates, recipes
 from sparsity_lab.compact import assert_equivalent, compact
 from sparsity_lab.cost import flops
+from sparsity_lab.experiments.pretrained import pretrained
 from sparsity_lab.masks import apply_masks, as_bool
-from sparsity_lab.methods import METHODS, l0, vdrop
+from sparsity_lab.methods import METHODS, l0, sbp, vdrop
 from sparsity_lab.methods.base import select_groups, select_weights
 from sparsity_lab.methods.lottery import lottery_tickets
 from sparsity_lab.methods.obs import obs_saliency
@@ -97,6 +98,15 @@ BAD = [
     ("a negative dataset size for the KL", lambda: vdrop.attach_vd(mlp(), n_train=-5),
      "n_train must be the number of training examples"),
     ("a negative SSS γ", lambda: ScalingGate(3, gamma=-1.0), "gamma must be a finite number"),
+    ("a negative SBP SNR threshold", lambda: sbp.LogNormalNoise(3, n_train=8, threshold=-1.0),
+     "the SNR threshold must be a finite number ≥ 0"),
+    ("an SBP truncation with a ≥ b", lambda: sbp.LogNormalNoise(3, n_train=8, a=0.0, b=-20.0),
+     "the truncation needs finite a < b"),
+    ("an SBP learning-rate decay past the run's end", lambda: sbp.sbp(mlp(), XY, decay_from=2.0),
+     r"decay_from must be a fraction of the run in \[0, 1\]"),
+    ("a NaN SBP noise learning rate", lambda: sbp.sbp(mlp(), XY, noise_lr=float("nan")), "noise_lr must be"),
+    ("a pretrained network with no recipe", lambda: pretrained("lenet-300-100"),
+     "no pretrained recipe for 'lenet-300-100'"),
     # models
     ("an MLP width of 2.5", lambda: MLP([784, 2.5, 10]), r"each a positive integer, got \[784, 2.5, 10\]"),
     ("a LeNet5 with no filters", lambda: LeNet5(conv1=0), r"positive integers, got \{'conv1': 0\}"),

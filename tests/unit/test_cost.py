@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from sparsity_lab.compact import compact
-from sparsity_lab.cost import count_parameters, flops, latency, matrix_flops, variants
+from sparsity_lab.cost import count_parameters, flops, latency, machine, matrix_flops, variants
 from sparsity_lab.masks import apply_masks, combine
 from sparsity_lab.models import MLP, LeNet5, build
 from sparsity_lab.structure import unit_groups
@@ -172,3 +172,11 @@ def test_variants_count_and_time_masked_compact_and_csr():
     assert (table["latency ms"] > 0).all()
     speedup = table["latency ms"].iloc[0] / table["latency ms"]
     assert table["speed-up"].tolist() == pytest.approx(speedup.tolist()) and table["speed-up"].iloc[0] == 1.0
+
+
+def test_machine_names_the_cpu_cores_torch_and_threads():
+    import os
+
+    line = machine(2)
+    assert f"{os.cpu_count()} cores" in line and f"torch {torch.__version__}" in line and line.endswith("2 threads")
+    assert machine(1).endswith("1 thread")

@@ -389,3 +389,27 @@ def test_lesson04_q3_accepts_every_threshold_in_the_valley_and_none_outside():
         verdict = q3.verdict({"threshold": t, "kept_fraction": kept_below(Q3_LOG_ALPHAS, t)})
         assert not verdict.ok and "valley" in verdict.message, t
     assert q3.check({"threshold": torch.tensor(3.0), "kept_fraction": kept_below(Q3_LOG_ALPHAS, 3.0)}, quiet=True)
+
+
+def test_lesson05_references_agree_with_the_package():
+    from sparsity_lab.exercises.lesson05 import _Q1, _Q2, LOW_FROM, LOW_TO, MU_Q1, SIGMA_Q1, _reference_fold
+    from sparsity_lab.methods import sbp
+
+    assert _Q1["mean"] == pytest.approx(float(sbp.truncated_lognormal_mean(MU_Q1, SIGMA_Q1)), abs=1e-6)
+    assert _Q1["snr"] == pytest.approx(float(sbp.snr(MU_Q1, SIGMA_Q1)), abs=1e-6)
+    grown = sbp.kl_log_uniform(MU_Q1, SIGMA_Q1, a=LOW_TO) - sbp.kl_log_uniform(MU_Q1, SIGMA_Q1, a=LOW_FROM)
+    assert _Q2 == pytest.approx(float(grown), abs=1e-9)
+    # q3's reference is what `compact` makes of a reader under noise
+    from sparsity_lab.compact import compact
+    from sparsity_lab.models import MLP
+
+    torch.manual_seed(0)
+    model = MLP([6, 5, 3])
+    noise = sbp.attach_sbp(model, n_train=10)["layers.0.units"]
+    with torch.no_grad():
+        noise.mu.copy_(torch.tensor([-0.5, -1.0, 0.0, -0.2, -3.0]))
+        noise.log_sigma.copy_(torch.tensor([-3.0, 1.5, -2.0, 2.0, -1.0]))
+    model.eval()
+    raw = model.layers[1].parametrizations.weight.original.detach()
+    folded = _reference_fold(raw, noise.expected().detach().float(), noise.snr().detach())
+    assert torch.allclose(compact(model).layers[1].weight, folded, atol=1e-6)
