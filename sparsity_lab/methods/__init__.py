@@ -12,6 +12,7 @@ l0            L0 regularisation with hard-concrete gates per unit or per weight
 vdrop         sparse variational dropout: a dropout rate per weight
 sbp           structured Bayesian pruning: truncated log-normal noise per unit, its closed forms
 sgmcmc        SGLD, pSGLD, SGHMC samplers and a sample collector
+sse           Sparse Structured Ensembles: SGLD under a group sparse prior, prune, retrain, average
 registry      METHODS: name → Method
 
     from sparsity_lab.methods import METHODS, MethodResult

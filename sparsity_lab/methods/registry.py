@@ -23,6 +23,7 @@ from .magnitude import filter_l1, magnitude
 from .sbp import sbp
 from .second_order import kron_obd, kron_obs, obd, obs
 from .slimming import network_slimming
+from .sse import sse
 from .sss import sss
 from .vdrop import sparse_vd
 
@@ -106,6 +107,11 @@ def _entries() -> list[Method]:
         Method("sbp", sbp, "sbp", True, ("data", "training"), None, ANY,
                "truncated log-normal noise per neuron and conv map, units with SNR ≤ 1 removed (Neklyudov et al. "
                "2017)", quick={"epochs": 4, "lr": 3e-3, "noise_lr": 0.3, "batch_size": 32, "n_kl": 50_000}),
+        Method("sse", sse, "sse", False, ("data", "training"), "weights", MLP,
+               "SGLD under a group sparse prior, each sample pruned by one global magnitude threshold and retrained; "
+               "the members' softmaxes averaged (Zhang & Ou 2018)", "global",
+               {"samples": 2, "epochs": 3, "burn_in": 1, "lr": 0.1, "lam": 0.01, "retrain_epochs": 1,
+                "batch_size": 32}),
     ]
     return out
 
