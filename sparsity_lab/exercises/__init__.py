@@ -77,6 +77,7 @@ from .checkers import (
     _NotAttempted,
     _Rejected,
     compare,
+    diagnosed,
     show,
 )
 
@@ -204,4 +205,5 @@ def for_lesson(lesson: str | int) -> LessonExercises:
 
 
 __all__ = ["AllOf", "BLANK", "Case", "Exercise", "Function", "Holds", "LessonExercises", "NOT_ATTEMPTED",
-           "Range", "Record", "Value", "Verdict", "compare", "for_lesson", "lesson_modules", "show", "____"]
+           "Range", "Record", "Value", "Verdict", "compare", "diagnosed", "for_lesson", "lesson_modules", "show",
+           "____"]

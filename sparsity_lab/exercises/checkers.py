@@ -300,3 +300,17 @@ class Function:
             if problem:
                 return f"{on}: {problem}"
         return None
+
+
+def diagnosed(check: Function, mistakes: Sequence[tuple[Callable, str]]) -> Callable[[Any], str | None]:
+    """`check`, with the explanation of the first known mistake — a (function, why) pair — whose results a wrong
+    answer reproduces on `check`'s cases, appended to check's own message."""
+    def diagnose(answer: Any) -> str | None:
+        problem = check(answer)
+        if problem is None:
+            return None
+        for mistake, why in mistakes:
+            if Function(mistake, check.cases, check.atol, check.rtol)(answer) is None:
+                return f"{problem}. {why}"
+        return problem
+    return diagnose

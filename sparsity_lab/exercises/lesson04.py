@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from ..methods.vdrop import LOG_ALPHA_LIMIT, THRESHOLD
-from . import AllOf, Case, Exercise, Function, Holds, Range, Record, Value
+from . import AllOf, Case, Exercise, Function, Holds, Range, Record, Value, diagnosed
 
 # q1: one weight under Gaussian dropout; the references are written with math, not the package.
 THETA_Q1, ALPHA_Q1 = -0.4, 0.25
@@ -130,19 +130,6 @@ def _q2_cases() -> list[Case]:
 
 Q2_CASES = _q2_cases()
 Q2_ATOL = 1e-3       # room for √(var + 1e-8): at most 1e-4·|ε| apart, where x is 0
-
-
-def _diagnosed(check: Function, mistakes: Sequence[tuple[Callable, str]]) -> Callable[[object], str | None]:
-    """`check`, with the explanation of the first known mistake whose results the wrong answer reproduces."""
-    def diagnose(answer: object) -> str | None:
-        problem = check(answer)
-        if problem is None:
-            return None
-        for mistake, why in mistakes:
-            if Function(mistake, check.cases, check.atol, check.rtol)(answer) is None:
-                return f"{problem}. {why}"
-        return problem
-    return diagnose
 
 
 # q3: log α of a trained-looking layer, simulated (seeded, so everyone sees the same histogram): most weights are
@@ -309,7 +296,7 @@ EXERCISES = [
         "mean + √var·eps, with mean = x·θᵀ + bias and var = x²·exp(log σ²)ᵀ, a (B, out) tensor of x's dtype. "
         "(Adding 1e-8 inside the square root, as the package does to keep the gradient finite where x is 0, is "
         "fine.)",
-        _diagnosed(Function(_reference_local_reparameterisation, Q2_CASES, atol=Q2_ATOL, rtol=1e-5), Q2_MISTAKES),
+        diagnosed(Function(_reference_local_reparameterisation, Q2_CASES, atol=Q2_ATOL, rtol=1e-5), Q2_MISTAKES),
         hints=("Each pre-activation b = Σ_i x_i·w_i is a sum of independent Gaussians: its mean is the sum of the "
                "means, its variance the sum of the variances. What is the variance of x_i·w_i?",
                "mean = x @ theta.T + bias; var = (x * x) @ log_sigma2.exp().T; return mean + torch.sqrt(var) * eps "

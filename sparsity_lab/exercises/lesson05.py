@@ -15,7 +15,7 @@ import math
 import torch
 
 from ..methods.sbp import SNR_THRESHOLD
-from . import Case, Exercise, Function, Record, Value
+from . import Case, Exercise, Function, Record, Value, diagnosed
 
 # q1: one unit's noise; the reference is written with math.erf, not the package.
 MU_Q1, SIGMA_Q1 = -1.0, 0.5
@@ -136,18 +136,6 @@ Q3_MISTAKES = (
 )
 
 
-def _diagnosed(check: Function):
-    def diagnose(answer):
-        problem = check(answer)
-        if problem is None:
-            return None
-        for mistake, why in Q3_MISTAKES:
-            if Function(mistake, check.cases, check.atol, check.rtol)(answer) is None:
-                return f"{problem}. {why}"
-        return problem
-    return diagnose
-
-
 EXERCISES = [
     Exercise(
         "q1",
@@ -211,7 +199,7 @@ EXERCISES = [
         "units under SBP noise. reader_weight (out, n) has one column per unit, expected and snr (n,) are each "
         "unit's E[θ] and SNR. Keep the columns of the units with SNR > threshold, each multiplied by its E[θ]; "
         "return an (out, kept) tensor. Raise ValueError when the sizes disagree.",
-        _diagnosed(Function(_reference_fold, _q3_cases(), atol=1e-6, rtol=1e-6)),
+        diagnosed(Function(_reference_fold, _q3_cases(), atol=1e-6, rtol=1e-6), Q3_MISTAKES),
         hints=("A unit's output reaches the next layer through one column of its weight; at test time that "
                "output is multiplied by E[θ].",
                "keep = snr > threshold; return reader_weight[:, keep] * expected[keep] (check the sizes first)."),

@@ -13,7 +13,7 @@ import torch
 from ..methods import l0
 from ..plots.l0 import BINS, gate_training, hard_concrete, sweep_front
 from ..plots.shared import pixel_map
-from .shared import TrainingMonitor, View, scale_slider
+from .shared import TrainingMonitor, View, redraw, scale_slider
 
 
 def hard_concrete_arrays(log_alpha: float, beta: float, draws: np.ndarray) -> dict:
@@ -54,11 +54,7 @@ class HardConcreteExplorer(View):
         return hard_concrete_arrays(self.log_alpha.value, self.beta.value, z.numpy())
 
     def update(self, *_):
-        fresh = hard_concrete(self.arrays())
-        with self.figure.batch_update():
-            for old, new in zip(self.figure.data, fresh.data, strict=True):
-                old.x, old.y = new.x, new.y
-            self.figure.layout.title.text = fresh.layout.title.text
+        redraw(self.figure, hard_concrete(self.arrays()))
 
     @property
     def widget(self) -> W.Widget:

@@ -15,7 +15,7 @@ from ..methods import sbp
 from ..plots.sbp import noise_density, snr_profile
 from ..plots.shared import filter_grid, filter_grid_arrays, pixel_map
 from ..train import evaluate
-from .shared import TrainingMonitor, View, table_html
+from .shared import TrainingMonitor, View, redraw, table_html
 
 BINS = 60
 
@@ -63,11 +63,7 @@ class NoiseExplorer(View):
         return noise_arrays(mu, sigma, draws.numpy())
 
     def update(self, *_):
-        fresh = noise_density(self.arrays())
-        with self.figure.batch_update():
-            for old, new in zip(self.figure.data, fresh.data, strict=True):
-                old.x, old.y = new.x, new.y
-            self.figure.layout.title.text = fresh.layout.title.text
+        redraw(self.figure, noise_density(self.arrays()))
 
     @property
     def widget(self) -> W.Widget:
@@ -88,16 +84,8 @@ class SNRMonitor(TrainingMonitor):
         values = {name: v.numpy() for name, v in sbp.unit_snr(model).items()}
         kept = {name: int((v > self.threshold).sum()) for name, v in values.items()}
         self.history.append({"step": step, **kept})
-        fresh = snr_profile(values, self.threshold, f"SNR after {step} steps; kept: " +
-                            ", ".join(f"{n} {k}/{len(values[n])}" for n, k in kept.items()))
-        with self.figure.batch_update():
-            if len(self.figure.data) != len(fresh.data):
-                self.figure.data = []
-                self.figure.add_traces(fresh.data)
-            else:
-                for old, new in zip(self.figure.data, fresh.data, strict=True):
-                    old.x, old.y = new.x, new.y
-            self.figure.layout.title.text = fresh.layout.title.text
+        redraw(self.figure, snr_profile(values, self.threshold, f"SNR after {step} steps; kept: " +
+                                        ", ".join(f"{n} {k}/{len(values[n])}" for n, k in kept.items())))
 
 
 class SNRThresholdExplorer(View):

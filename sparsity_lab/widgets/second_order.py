@@ -13,7 +13,7 @@ from ..methods.obs import two_weight_problem, two_weight_removals
 from ..plots.second_order import quadratic_bowl
 from ..plots.shared import receptive_fields
 from ..train import evaluate
-from .shared import View, table_html
+from .shared import View, redraw, table_html
 
 
 class QuadraticBowlExplorer(View):
@@ -48,11 +48,7 @@ class QuadraticBowlExplorer(View):
         return quadratic_bowl(h.numpy(), theta.numpy(), r["zeroed"].numpy(), r["moved"].numpy(), self.removed)
 
     def update(self, *_):
-        fresh = self._figure()
-        with self.figure.batch_update():
-            for trace, new in zip(self.figure.data, fresh.data, strict=True):
-                trace.update(x=new.x, y=new.y, **({"z": new.z} if hasattr(new, "z") else {}))
-            self.figure.layout.title.text = fresh.layout.title.text
+        redraw(self.figure, self._figure())
 
     @property
     def widget(self) -> W.Widget:

@@ -39,6 +39,19 @@ def scale_slider(scales, value: float | None = None, description: str = "λ × "
                              continuous_update=False)
 
 
+def redraw(figure, fresh) -> None:
+    """Show a freshly built figure in a live FigureWidget in one message: each trace's x, y (and z, for heatmaps)
+    and the title copied across; the traces replaced when their number changed."""
+    with figure.batch_update():
+        if len(figure.data) != len(fresh.data):
+            figure.data = []
+            figure.add_traces(fresh.data)
+        else:
+            for old, new in zip(figure.data, fresh.data, strict=True):
+                old.update(x=new.x, y=new.y, **({"z": new.z} if hasattr(new, "z") else {}))
+        figure.layout.title.text = fresh.layout.title.text
+
+
 class View(abc.ABC):
     """An interactive view: `widget` is the whole of it as one ipywidget, and a cell that ends in the view shows
     that widget. Drive a view headless by setting its controls' `.value` and reading its figures' data."""

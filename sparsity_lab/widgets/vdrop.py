@@ -12,7 +12,7 @@ from ..methods import vdrop
 from ..plots.shared import filter_grid, filter_grid_arrays, receptive_fields
 from ..plots.vdrop import histogram_counts, log_alpha_histogram
 from ..train import evaluate
-from .shared import TrainingMonitor, View, table_html
+from .shared import TrainingMonitor, View, redraw, table_html
 
 
 def _layer(name: str) -> str:
@@ -33,17 +33,9 @@ class LogAlphaMonitor(TrainingMonitor):
         alphas = {_layer(k): v.reshape(-1).numpy() for k, v in vdrop.log_alphas(model).items()}
         removed = {name: float((a >= self.threshold).mean()) for name, a in alphas.items()}
         self.history.append({"step": step, **removed})
-        fresh = log_alpha_histogram({n: histogram_counts(a) for n, a in alphas.items()}, self.threshold,
-                                    f"log α after {step} steps; removed: " +
-                                    ", ".join(f"{n} {r:.0%}" for n, r in removed.items()))
-        with self.figure.batch_update():
-            if len(self.figure.data) != len(fresh.data):
-                self.figure.data = []
-                self.figure.add_traces(fresh.data)
-            else:
-                for old, new in zip(self.figure.data, fresh.data, strict=True):
-                    old.y = new.y
-            self.figure.layout.title.text = fresh.layout.title.text
+        redraw(self.figure, log_alpha_histogram({n: histogram_counts(a) for n, a in alphas.items()}, self.threshold,
+                                                f"log α after {step} steps; removed: " +
+                                                ", ".join(f"{n} {r:.0%}" for n, r in removed.items())))
 
 class ThresholdExplorer(View):
     """A slider for the test-time threshold on log α of a trained `sparse_vd` network: each move sets it
