@@ -1,6 +1,11 @@
 """Lessons in a real JupyterLab in headless Chromium: every cell runs clean, every slider and plotly figure
 renders, a sparsity slider moved with the keyboard changes the figure's data (read from the page), and no
 request leaves loopback. A screenshot per notebook lands in test-output/browser/, pass or fail.
+
+What runs in the browser is each lesson's *student copy* (`sparsity-lab student`): the lesson with its solutions
+replaced, so one run checks both the widgets and the copy — every exercise reads "not attempted yet" and its
+solution is withheld (tests/lessons/test_student_copies.py checks the copies with nbclient where no browser runs).
+nbval runs the full lessons, solutions included.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from sparsity_lab.exercises import for_lesson
+from sparsity_lab.student import write_student_copies
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output" / "browser"
@@ -63,6 +71,35 @@ FIGURES_JS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-m
     for (const trace of (gd.data || [])) for (const key of ['x', 'y', 'z']) walk(trace[key], 0);
     return sum + ':' + count;
 })"""
+
+
+# Everything the notebook in front printed to stdout.
+STDOUT_JS = """() => [...document.querySelectorAll(
+    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]')]
+    .map(out => out.innerText).join('\\n')"""
+ASK_FOR_SOLUTIONS = "for e in ex:\n    e.solution()"      # in a student copy each says it is withheld
+
+
+def student_copy(source: Path, notebook_dir: Path) -> str:
+    """Write the student copy of lesson `source` into the served folder, with a last cell that asks every exercise
+    for its solution; return its name there."""
+    write_student_copies(source, notebook_dir)
+    path = notebook_dir / source.name
+    nb = nbformat.read(path, as_version=4)
+    assert "reveal_solutions" not in "".join(c.source for c in nb.cells), f"{source.name}: the copy reveals solutions"
+    nb.cells.append(nbformat.v4.new_code_cell(ASK_FOR_SOLUTIONS))
+    nbformat.write(nb, path)
+    return source.name
+
+
+def check_student_output(page, lesson: str) -> int:
+    """Every exercise of `lesson` printed "not attempted yet" and "withheld" once; returns how many exercises."""
+    printed = page.evaluate(STDOUT_JS)
+    names = [e.name for e in for_lesson(lesson[:2])]
+    for name in names:
+        assert f"{name}: not attempted yet" in printed, f"{lesson}: {name} did not read as not attempted"
+    assert printed.count("withheld") == len(names), f"{lesson}: expected {len(names)} withheld solutions"
+    return len(names)
 
 
 def copy_notebook(source: Path, notebook_dir: Path) -> str:
@@ -195,8 +232,10 @@ def test_demo_widget_notebook_renders_and_reacts(browser_page, jupyter_server, n
 def test_lesson_renders_and_reacts_in_jupyterlab(browser_page, jupyter_server, notebook_dir, lesson):
     source = ROOT / "lessons" / lesson
     assert source.exists(), f"{source} is missing"
-    name = copy_notebook(source, notebook_dir)
+    name = student_copy(source, notebook_dir)
     try:
-        print(check_notebook_in_lab(browser_page, jupyter_server, name))
+        measured = check_notebook_in_lab(browser_page, jupyter_server, name)
+        measured["exercises not attempted"] = check_student_output(browser_page, lesson)
+        print(measured)
     finally:
         screenshot(browser_page, Path(lesson).stem)

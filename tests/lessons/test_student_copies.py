@@ -1,9 +1,11 @@
 """Every lesson's student copy (`sparsity-lab student`) runs end to end in a fresh kernel: each exercise reads "not
 attempted yet", nothing raises, and the solutions are withheld.
 
-The copies run two at a time (each kernel trains with one thread, and CI has two cores), once per session; each
-lesson's test then reads its own executed copy."""
+Where the browser tests run (Chromium installed, and always in CI), they run each student copy in JupyterLab and
+check exactly this, so these tests skip rather than run every lesson a third time. Elsewhere the copies run here,
+two at a time (each kernel trains with one thread), once per session; each lesson's test reads its own copy."""
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +19,10 @@ from sparsity_lab.student import write_student_copies
 
 LESSONS = sorted((Path(__file__).resolve().parents[2] / "lessons").glob("*.ipynb"))
 WORKERS = 2
+BROWSER = (Path(os.environ.get("SPARSITY_LAB_CHROMIUM", "/usr/bin/chromium")).exists()
+           or os.environ.get("CI", "").lower() == "true")
+pytestmark = pytest.mark.skipif(BROWSER, reason="the browser tests run every student copy in JupyterLab and check "
+                                                "it (tests/browser); without Chromium this file runs them")
 
 
 def _stdout(cell) -> str:
