@@ -413,3 +413,28 @@ def test_lesson05_references_agree_with_the_package():
     raw = model.layers[1].parametrizations.weight.original.detach()
     folded = _reference_fold(raw, noise.expected().detach().float(), noise.snr().detach())
     assert torch.allclose(compact(model).layers[1].weight, folded, atol=1e-6)
+
+
+def test_lesson07_references_agree_with_the_package():
+    from sparsity_lab.cost import matrix_flops
+    from sparsity_lab.ensemble import average_predictions, error
+    from sparsity_lab.exercises.lesson07 import (
+        _Q1,
+        _Q2,
+        LAM_Q1,
+        Q2_MASKS,
+        THETA_Q1,
+        _q3_cases,
+        _reference_ensemble_error,
+    )
+    from sparsity_lab.methods import sse
+    from sparsity_lab.structure import make_groups, whole
+
+    group = make_groups("g", "g", ("w", (2,), whole))
+    got = sse.group_sparse_prior(LAM_Q1, [group]).gradient({"w": torch.tensor(THETA_Q1)})["w"]
+    assert torch.allclose(got, torch.tensor(_Q1), atol=1e-6)
+    assert _Q2 == sum(matrix_flops(m.float())["submatrix"] for member in Q2_MASKS for m in member.values())
+    for case in _q3_cases()[:4]:
+        logits, y = case.args
+        assert _reference_ensemble_error(logits, y) == pytest.approx(
+            error(average_predictions(torch.softmax(logits, -1)), y))
