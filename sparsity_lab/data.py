@@ -348,3 +348,14 @@ def load_mnist(n_train: int | None = None, n_test: int | None = None, seed: int 
     x_train, y_train = _subsample(data.x_train, data.y_train, n_train, "n_train", data.name, generator)
     x_test, y_test = _subsample(data.x_test, data.y_test, n_test, "n_test", data.name, generator)
     return Dataset(data.name, x_train, y_train, x_test, y_test, data.n_classes)
+
+
+# The language corpora live in corpus.py, which imports this module only when it downloads.
+from .corpus import (  # noqa: E402, F401
+    Corpus,
+    download_ptb,
+    entropy_rate,
+    load_ptb,
+    stationary_distribution,
+    synthetic_language,
+)
