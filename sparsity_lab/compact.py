@@ -211,7 +211,7 @@ def _shrink(module: nn.Module, name: str, weights: dict[str, torch.Tensor], bias
     n_out, n_in = int(rows.sum()), int(cols.sum())
     if isinstance(module, LSTMLayer):
         gates = rows.repeat(4)
-        small = LSTMLayer(n_in, n_out)
+        small = LSTMLayer(n_in, n_out, module.fused)
         small.weight_ih.data = weights[_param(name, "weight_ih")][gates][:, cols].contiguous()
         small.weight_hh.data = weights[_param(name, "weight_hh")][gates][:, rows].contiguous()
         small.bias.data = module.bias.detach()[gates].clone()

@@ -7,6 +7,7 @@ from torch import nn
 
 from sparsity_lab import gates, recipes
 from sparsity_lab.compact import assert_equivalent, compact
+from sparsity_lab.corpus import Corpus, entropy_rate, stationary_distribution, synthetic_language
 from sparsity_lab.cost import flops
 from sparsity_lab.experiments.pretrained import pretrained
 from sparsity_lab.masks import apply_masks, as_bool
@@ -16,7 +17,7 @@ from sparsity_lab.methods.lottery import lottery_tickets
 from sparsity_lab.methods.obs import obs_saliency
 from sparsity_lab.methods.slimming import slimming_cut
 from sparsity_lab.methods.sss import ScalingGate
-from sparsity_lab.models import MLP, LeNet5, LeNet5BN, build
+from sparsity_lab.models import MLP, LeNet5, LeNet5BN, build, to_nn_lstm
 from sparsity_lab.sparse_inference import CSRMLP, IndexListLSTMLanguageModel
 from sparsity_lab.structure import chain, unit_groups
 from sparsity_lab.train import evaluate, fit
@@ -31,6 +32,17 @@ def half(shape, value=0.5):
 
 
 XY = (torch.rand(8, 4), torch.arange(8) % 2)
+TINY = {"vocab": 4, "states": 4, "branching": 2, "tokens": (20, 10, 10)}
+
+
+def tiny_language(**changes):
+    return synthetic_language(**{**TINY, **changes})
+
+
+def no_model_corpus():
+    stream = torch.tensor([0, 1, 0])
+    return Corpus("ptb", stream, stream, stream, ["a", "b"])
+
 
 BAD = [
     # masks are boolean everywhere (0/1 numbers are accepted as bool, anything else is not)
@@ -128,8 +140,48 @@ BAD = [
      "token ids below 5"),
     ("an OBS inverse Hessian that is not positive definite",
      lambda: obs_saliency(torch.ones(2), torch.tensor([[1.0, 2.0], [2.0, 1.0]])), "symmetric positive definite"),
+    # language corpora
+    ("a vocabulary smaller than a state's branching", lambda: tiny_language(vocab=1),
+     r"branching must be ≤ vocab = 1, as a state emits distinct tokens, got 2"),
+    ("no states", lambda: tiny_language(states=0), r"states must be an integer ≥ 1, got 0"),
+    ("a non-integer vocabulary", lambda: tiny_language(vocab=4.0), r"vocab must be an integer ≥ 1, got 4.0"),
+    ("a boolean state count", lambda: tiny_language(states=True), r"states must be an integer ≥ 1, got True"),
+    ("more tokens than the states can emit", lambda: tiny_language(vocab=9), r"vocab must be ≤ states × branching"),
+    ("one token per state", lambda: tiny_language(branching=1, vocab=2), "branching must be ≥ 2 when states > 1"),
+    ("a zero Dirichlet concentration", lambda: tiny_language(concentration=0.0),
+     "concentration must be a finite number > 0"),
+    ("an infinite Dirichlet concentration", lambda: tiny_language(concentration=float("inf")),
+     "concentration must be a finite number > 0"),
+    ("two split lengths", lambda: tiny_language(tokens=(20, 10)), r"tokens must be \(train, valid, test\) lengths"),
+    ("an empty test split", lambda: tiny_language(tokens=(20, 10, 0)), r"tokens\[test\] must be an integer ≥ 1"),
+    ("a fractional split length", lambda: tiny_language(tokens=(20.5, 10, 10)), r"tokens\[train\] must be an integer"),
+    ("a negative seed", lambda: tiny_language(seed=-1), "seed must be an integer ≥ 0"),
+    ("a split that does not exist", lambda: tiny_language().segments("dev", 5), "split must be one of 'train'"),
+    ("segments longer than the split", lambda: tiny_language().segments("valid", 10),
+     r"length must be an integer in 1..9"),
+    ("a batch of 0 columns", lambda: tiny_language().batchify("train", 0), r"batch must be an integer in 1..20"),
+    ("the floor of a corpus with no known entropy rate", lambda: no_model_corpus().floor_perplexity,
+     "entropy rate of 'ptb' is unknown"),
+    ("the true likelihood of a corpus with no model", lambda: no_model_corpus().true_nll("test"),
+     "'ptb' has no generating model"),
+    ("a corpus of floats", lambda: Corpus("toy", torch.rand(3), torch.zeros(2, dtype=torch.long),
+                                           torch.zeros(2, dtype=torch.long), ["a"]),
+     "train must be a non-empty 1-D int64 tensor"),
+    ("a corpus with token ids beyond its words", lambda: Corpus("toy", *[torch.tensor([0, 2])] * 3, ["a", "b"]),
+     r"train holds token ids outside 0..1"),
+    ("emissions that do not sum to 1", lambda: entropy_rate([[0.5, 0.4]], [[0, 0]]),
+     "emissions must be row-stochastic"),
+    ("an emitted token leading nowhere", lambda: entropy_rate([[0.5, 0.5]], [[0, -1]]),
+     r"next_state must be a state in 0..0 wherever emissions > 0"),
+    ("next_state of the wrong shape", lambda: entropy_rate([[0.5, 0.5]], [[0]]),
+     r"next_state must have the shape of emissions \(1, 2\)"),
+    ("a transition matrix that is not square", lambda: stationary_distribution([[0.5, 0.5]]),
+     r"transition must be a \(S, S\) matrix"),
+    ("a chain with two closed classes", lambda: stationary_distribution(torch.eye(3)),
+     "more than one stationary distribution"),
     # other inference paths and budgets
     ("index lists for an MLP", lambda: IndexListLSTMLanguageModel(mlp()), "needs an LSTMLanguageModel"),
+    ("an nn.LSTM export of an MLP", lambda: to_nn_lstm(mlp()), r"to_nn_lstm needs an LSTMLanguageModel.*got MLP"),
     ("CSR matrices for a LeNet5", lambda: CSRMLP(LeNet5(3, 4, 5, image_size=16)), "needs an MLP"),
     ("a recipe scale that does not exist", lambda: recipes.get("02", "huge"), "scale must be one of"),
 ]

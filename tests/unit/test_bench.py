@@ -31,8 +31,17 @@ def test_lenet5_and_lstm_flop_cuts(records):
     assert lenet["flop_ratio"] == pytest.approx(10.72, abs=0.01)  # 3-18-288-283; SBP's 3-18-284-283 is 10.49×
     # ISS 533-425-533: 4·1500·3000·2 dense MACs per token over 4·425·(533+425) + 4·533·(425+533)
     dense, small = 2 * 4 * 1500 * 3000, 4 * 425 * (533 + 425) + 4 * 533 * (425 + 533)
-    lstm = next(r for r in records if r["variant"] == "ISS 533-425-533 (compact)")
-    assert lstm["flop_ratio"] == pytest.approx(dense / small, abs=0.01)
+    for path in ("nn.LSTM", "compact, fused", "compact, loop", "index lists"):
+        lstm = next(r for r in records if r["variant"] == f"ISS 533-425-533 ({path})")
+        assert lstm["flop_ratio"] == pytest.approx(dense / small, abs=0.01)
+
+
+def test_lstm_rows_are_over_dense_nn_lstm_and_the_export_carries_the_target(records):
+    rows = [r for r in records if r["model"] == "lstm-1500"]
+    assert len({r["dense_ms"] for r in rows if r["threads"] == 1}) == 1  # one baseline, timed in the same run
+    (line,) = [line for line in bench.table(records).splitlines() if "ISS 533-425-533 (nn.LSTM)" in line]
+    assert "target ≥ 9×" in line
+    assert sum("target" in line for line in bench.table(records).splitlines()) == 1  # quick run: batch 1 only
 
 
 def test_unstructured_flop_cuts(records):

@@ -109,10 +109,11 @@ def test_mlp_flattens_images_and_reads_only_its_input_index():
     assert torch.allclose(small(x), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
 @pytest.mark.parametrize("inputs, hidden, steps, batch", [(3, 4, 5, 2), (1, 1, 1, 1), (7, 5, 9, 3)])
-def test_lstm_layer_matches_torch_lstm(inputs, hidden, steps, batch):
+def test_lstm_layer_matches_torch_lstm(inputs, hidden, steps, batch, fused):
     torch.manual_seed(inputs * 100 + hidden)
-    ours = LSTMLayer(inputs, hidden)
+    ours = LSTMLayer(inputs, hidden, fused)
     ref = nn.LSTM(inputs, hidden)
     with torch.no_grad():
         ref.weight_ih_l0.copy_(ours.weight_ih)
