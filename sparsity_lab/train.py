@@ -178,11 +178,11 @@ def evaluate(model: nn.Module, data, batch_size: int = 1024, device="cpu") -> di
 
 def sgd_stages(model: nn.Module, data, stages, *, penalty=None, callbacks=(), weight_decay: float = 0.0,
                momentum: float = 0.9, batch_size: int = 128, seed: int = 0, progress: bool = False,
-               device: str | torch.device = "cpu", params=None) -> History:
+               device: str | torch.device = "cpu", params=None, loss_fn=cross_entropy_loss) -> History:
     """Train in place with SGD + momentum through `stages`, a sequence of (epochs, lr): a step schedule.
 
     weight_decay is an L2 penalty on every parameter (SSL's R(W)); params: what SGD updates (default every
-    parameter of the model). Returns the joined History."""
+    parameter of the model); loss_fn as `fit`'s. Returns the joined History."""
     if not stages or any(int(e) < 1 or not lr > 0 for e, lr in stages):
         raise ValueError(f"stages must be a non-empty sequence of (epochs ≥ 1, lr > 0), got {stages!r}")
     optimizer = torch.optim.SGD(model.parameters() if params is None else params, lr=stages[0][1],
@@ -192,7 +192,7 @@ def sgd_stages(model: nn.Module, data, stages, *, penalty=None, callbacks=(), we
         for group in optimizer.param_groups:
             group["lr"] = lr
         part = fit(model, data, epochs=int(epochs), batch_size=batch_size, optimizer=optimizer, penalty=penalty,
-                   callbacks=callbacks, seed=seed + k, progress=progress, device=device)
+                   callbacks=callbacks, seed=seed + k, progress=progress, device=device, loss_fn=loss_fn)
         history.losses += part.losses
         history.epochs += part.epochs
     return history

@@ -34,7 +34,7 @@ from ..ensemble import average_predictions
 from ..masks import apply_masks, check_sparsity, effective_weights
 from ..models import MLP, build
 from ..structure import Groups, neuron_groups
-from ..train import fit, predict_proba, sgd_stages
+from ..train import cross_entropy_loss, fit, predict_proba, sgd_stages
 from .base import MethodResult
 from .group_lasso import check_lambda
 from .magnitude import magnitude
@@ -113,10 +113,13 @@ def make_prior(model: nn.Module, prior: str | None, lam: float):
 # ---------------------------------------------------------------------------------------------- the four steps
 def sample(model: nn.Module, data, *, samples: int, prior=None, lr: float = 0.5, epochs: int = 100,
            burn_in: int = 10, batch_size: int = 100, temperature: float = 1.0, seed: int = 0,
-           callbacks=(), progress: bool = False) -> SampleCollector:
+           callbacks=(), progress: bool = False, num_data: int | None = None,
+           loss_fn=cross_entropy_loss) -> SampleCollector:
     """Run one SGLD chain from a copy of `model` for `epochs` at constant `lr` (mean-loss units) with `prior` (a
     log-prior hook, e.g. `group_sparse_prior`), and keep `samples` states after `burn_in` epochs, evenly thinned
-    over the rest (the paper: 100 epochs, 10 burn-in, one every 5: 18 samples)."""
+    over the rest (the paper: 100 epochs, 10 burn-in, one every 5: 18 samples). num_data: the N of the mean
+    loss (default: the number of training examples; a language model's loss is a mean over tokens, so N is the
+    number of training tokens); loss_fn as `fit`'s."""
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     if not 0 <= burn_in < epochs:
@@ -130,10 +133,10 @@ def sample(model: nn.Module, data, *, samples: int, prior=None, lr: float = 0.5,
     collector = SampleCollector(burn_in=epochs - samples * thin, thin=thin, unit="epoch")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        optimizer = SGLD(chain.named_parameters(), lr=lr, num_data=len(x), prior=prior, temperature=temperature,
-                         batch_size=batch_size, seed=seed)
+        optimizer = SGLD(chain.named_parameters(), lr=lr, num_data=len(x) if num_data is None else num_data,
+                         prior=prior, temperature=temperature, batch_size=batch_size, seed=seed)
         fit(chain, data, epochs=epochs, batch_size=batch_size, optimizer=optimizer, callbacks=[collector, *callbacks],
-            seed=seed, progress=progress)
+            seed=seed, progress=progress, loss_fn=loss_fn)
     return collector
 
 
@@ -173,14 +176,14 @@ def retrain_stages(epochs: int = 20, lr: float = 0.01, decay: float = 1.15) -> t
 
 
 def retrain(pruned: MethodResult, data, *, epochs: int = 20, lr: float = 0.01, decay: float = 1.15,
-            batch_size: int = 100, seed: int = 0) -> MethodResult:
+            batch_size: int = 100, seed: int = 0, loss_fn=cross_entropy_loss) -> MethodResult:
     """Fine-tune a pruned sample's surviving weights (masks applied as parametrizations; plain SGD, lr divided by
     `decay` each epoch: the paper's 20 epochs from 0.01 by 1.15). Returns a new MethodResult; `pruned` is kept."""
     net = apply_masks(copy.deepcopy(pruned.model), pruned.masks)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         history = sgd_stages(net, data, retrain_stages(epochs, lr, decay), momentum=0.0, batch_size=batch_size,
-                             seed=seed)
+                             seed=seed, loss_fn=loss_fn)
     return MethodResult("sse", net, pruned.masks, groups=pruned.groups, history=history)
 
 
@@ -216,7 +219,7 @@ class SSEResult:
 
 def members_from(chain: Sequence[dict[str, torch.Tensor]], model: nn.Module, data, *, sparsity: float | None,
                  retrain_epochs: int = 20, retrain_lr: float = 0.01, retrain_decay: float = 1.15,
-                 batch_size: int = 100, seed: int = 0) -> list[MethodResult]:
+                 batch_size: int = 100, seed: int = 0, loss_fn=cross_entropy_loss) -> list[MethodResult]:
     """One member per sample of `chain` (states of `model`): `prune` to `sparsity` and `retrain`; sparsity None (or
     0) keeps every weight and skips retraining (the plain SGLD ensemble). One chain can give members at several
     sparsities this way."""
@@ -227,7 +230,8 @@ def members_from(chain: Sequence[dict[str, torch.Tensor]], model: nn.Module, dat
             members.append(MethodResult("sse", member, {}))
             continue
         members.append(retrain(prune(member, sparsity=sparsity), data, epochs=retrain_epochs, lr=retrain_lr,
-                               decay=retrain_decay, batch_size=batch_size, seed=seed + 1000 * (m + 1)))
+                               decay=retrain_decay, batch_size=batch_size, seed=seed + 1000 * (m + 1),
+                               loss_fn=loss_fn))
     return members
 
 
