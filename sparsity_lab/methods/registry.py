@@ -24,10 +24,12 @@ from .sbp import sbp
 from .second_order import kron_obd, kron_obs, obd, obs
 from .slimming import network_slimming
 from .sse import sse
+from .sse_lstm import sse_lstm
 from .sss import sss
 from .vdrop import sparse_vd
 
 MLP, CONV, BN = ("mlp", "lenet-300-100", "lenet-500-300"), ("lenet5-caffe",), ("lenet5-caffe-bn",)
+LM = ("lstm-lm",)
 ANY = MLP + CONV
 TINY_SGD = {"stages": ((1, 0.05),), "batch_size": 32}
 
@@ -113,6 +115,14 @@ def _entries() -> list[Method]:
                {"samples": 2, "epochs": 3, "burn_in": 1, "lr": 0.1, "lam": 0.01, "retrain_epochs": 1,
                 "batch_size": 32}),
     ]
+    for grouping, what in (("untied", "rows and each gate matrix's columns"), ("tied", "rows and stacked columns"),
+                           ("iss", "whole hidden units (Wen et al. 2018)")):
+        out.append(Method(f"sse-lstm-{grouping}", partial(sse_lstm, grouping=grouping), "sse_lstm", False,
+                          ("data", "training"), "weights", LM,
+                          f"SSE on an LSTM language model, the group sparse prior over {what}; each sample pruned by "
+                          "one global magnitude threshold and retrained (Zhang & Ou 2018)", "global",
+                          {"samples": 2, "epochs": 3, "burn_in": 1, "lr": 0.5, "lam": 0.1, "retrain_epochs": 1,
+                           "batch_size": 8, "bptt": 6, "temperature": 0.01}))
     return out
 
 

@@ -118,18 +118,19 @@ class LSTMEnsemble:
         return ensemble_nll(self.test_probs(stream))
 
 
-def run_sse_lstm(corpus, model: LSTMLanguageModel, *, grouping: str | None = "iss", lam: float = 0.1,
+def run_sse_lstm(data, model: LSTMLanguageModel, *, grouping: str | None = "iss", lam: float = 0.1,
                  samples: int = 4, sparsity: float | None = 0.8, lr: float = 1.0, epochs: int = 60,
                  burn_in: int = 20, temperature: float = 1.0, bptt: int = 35, batch_size: int = 20,
                  retrain_epochs: int = 15, retrain_lr: float = 0.5, retrain_decay: float = 1.25, seed: int = 0,
                  progress: bool = False) -> LSTMEnsemble:
-    """SSE for a language model on `corpus`'s training split (segments of `bptt` tokens): an SGLD chain from
+    """SSE for a language model on `data` — a Corpus (its training split cut into segments of `bptt` tokens) or
+    (x, y) segments as `Corpus.segments` gives them: an SGLD chain from
     `model` under the group sparse prior over `grouping`'s groups (None: no prior, the plain SGLD ensemble),
     `samples` states kept after `burn_in` epochs, each pruned by a global magnitude threshold to `sparsity`
     (None keeps every weight) and retrained. The paper's PTB setting: 80 epochs, 10 burn-in, lr 1.0–1.5,
     retraining 15 epochs with the lr divided by 1.25 each epoch (REFERENCE.md)."""
     _check_lm(model)
-    data = corpus.segments("train", bptt)
+    data = data.segments("train", bptt) if hasattr(data, "segments") else data
     prior = None if grouping is None else lstm_prior(model, grouping, lam)
     chain = sample(model, data, samples=samples, prior=prior, lr=lr, epochs=epochs, burn_in=burn_in,
                    batch_size=batch_size, temperature=temperature, seed=seed, progress=progress,
@@ -138,3 +139,15 @@ def run_sse_lstm(corpus, model: LSTMLanguageModel, *, grouping: str | None = "is
                            retrain_lr=retrain_lr, retrain_decay=retrain_decay, batch_size=batch_size, seed=seed,
                            loss_fn=lm_loss)
     return LSTMEnsemble(grouping, members, model, chain, {"sampled_at": list(chain.at)})
+
+
+def sse_lstm(model: LSTMLanguageModel, data, *, sparsity: float, grouping: str = "iss", samples: int = 3,
+             lam: float = 0.1, seed: int = 0, **options) -> MethodResult:
+    """The METHODS entry: `run_sse_lstm` from `model` on `data` (a Corpus or (x, y) segments); the result is its
+    first member (masks, retrained model), with every member in details["members"]."""
+    result = run_sse_lstm(data, model, grouping=check_grouping(grouping), samples=samples, sparsity=sparsity,
+                          lam=lam, seed=seed, **options)
+    first = result.members[0]
+    first.method = f"sse-lstm-{grouping}"
+    first.details.update(members=result.members, ensemble=result)
+    return first

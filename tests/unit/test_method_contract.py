@@ -18,7 +18,8 @@ from sparsity_lab.compact import assert_equivalent, compact
 from sparsity_lab.data import load_digits
 from sparsity_lab.masks import apply_masks, prunable
 from sparsity_lab.methods import METHODS, MethodResult
-from sparsity_lab.models import MLP, LeNet5, LeNet5BN
+from sparsity_lab.corpus import synthetic_language
+from sparsity_lab.models import MLP, LeNet5, LeNet5BN, LSTMLanguageModel
 
 SPARSITY = 0.5
 
@@ -33,10 +34,19 @@ def digits(images: int):
     return (x_train, d.y_train[:256]), x_test
 
 
+@functools.cache
+def small_language():
+    """A tiny synthetic language: (x, y) training segments of 6 tokens, and (T, B) test tokens."""
+    corpus = synthetic_language(vocab=8, states=6, branching=2, tokens=(600, 60, 60), seed=0)
+    return corpus.segments("train", 6), corpus.test[:60].view(6, 10)
+
+
 def small_model(method):
     """A small model the method applies to, with the data to run it on."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
+        if method.models == ("lstm-lm",):
+            return LSTMLanguageModel(vocab=8, embedding=4, hidden=(6, 5)), *small_language()
         if "lenet5-caffe-bn" in method.models:
             return LeNet5BN(4, 6, 12, image_size=16), *digits(16)
         if "lenet5-caffe" in method.models and "mlp" not in method.models:
