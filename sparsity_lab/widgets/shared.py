@@ -39,6 +39,16 @@ def scale_slider(scales, value: float | None = None, description: str = "λ × "
                              continuous_update=False)
 
 
+def ensemble_sliders(members: int, sparsities, sparsity: float) -> tuple[W.IntSlider, W.SelectionSlider]:
+    """The ensemble views' two sliders: how many of `members` to average (all, to start), and the pruned fraction,
+    one of `sparsities` (shown as percentages)."""
+    if sparsity not in sparsities:
+        raise ValueError(f"sparsity must be one of {tuple(sparsities)}, got {sparsity!r}")
+    return (W.IntSlider(value=members, min=1, max=members, description="members", continuous_update=False),
+            W.SelectionSlider(options=[(f"{s:.0%}", s) for s in sparsities], value=sparsity, description="sparsity",
+                              continuous_update=False))
+
+
 def redraw(figure, fresh) -> None:
     """Show a freshly built figure in a live FigureWidget in one message: each trace's x, y (and z, for heatmaps)
     and the title copied across; the traces replaced when their number changed."""

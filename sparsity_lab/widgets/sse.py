@@ -13,7 +13,7 @@ from ..masks import effective_weights
 from ..methods import sse
 from ..plots.sse import ensemble_by_size, member_pixels, pixel_norms
 from ..structure import neuron_groups, widths
-from .shared import TrainingMonitor, View, redraw, table_html
+from .shared import TrainingMonitor, View, ensemble_sliders, redraw, table_html
 
 SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.96, 0.98)
 
@@ -55,10 +55,7 @@ class EnsembleExplorer(View):
         if not self.states:
             raise ValueError("chain is empty: sample at least one member")
         self.dense_error = dense_error
-        self.members = W.IntSlider(value=len(self.states), min=1, max=len(self.states), description="members",
-                                   continuous_update=False)
-        self.sparsity = W.SelectionSlider(options=[(f"{s:.0%}", s) for s in SPARSITIES], value=sparsity,
-                                          description="sparsity", continuous_update=False)
+        self.members, self.sparsity = ensemble_sliders(len(self.states), SPARSITIES, sparsity)
         self.cache: dict[float, dict] = {}
         self.status = W.HTML()
         measured = self.measure()

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from sparsity_lab.compact import assert_equivalent, compact
+from sparsity_lab.corpus import synthetic_language
 from sparsity_lab.data import load_digits
 from sparsity_lab.masks import apply_masks, prunable
 from sparsity_lab.methods import METHODS, MethodResult
-from sparsity_lab.corpus import synthetic_language
 from sparsity_lab.models import MLP, LeNet5, LeNet5BN, LSTMLanguageModel
 
 SPARSITY = 0.5
