@@ -5,6 +5,7 @@ magnitude     magnitude by weight / neuron / filter, filter L1
 second_order  OBD, OBS, Kron-OBD and Kron-OBS (the curvature comes from sparsity_lab.curvature)
 obs           Optimal Brain Surgeon's algebra: the compensating update, one weight or a block at a time
 lottery       iterative magnitude pruning with rewinding, and its controls
+at_init       pruning at initialisation from one batch's gradients: SNIP, GraSP
 group_lasso   group penalties, the proximal step, Structured Sparsity Learning
 slimming      network slimming: L1 on BatchNorm scales
 sss           sparse structure selection: a learned scaling factor per unit (a gate)
@@ -13,6 +14,7 @@ vdrop         sparse variational dropout: a dropout rate per weight
 sbp           structured Bayesian pruning: truncated log-normal noise per unit, its closed forms
 sgmcmc        SGLD, pSGLD, SGHMC samplers and a sample collector
 sse           Sparse Structured Ensembles: SGLD under a group sparse prior, prune, retrain, average
+sse_lstm      SSE for LSTM language models: untied, tied and ISS groups
 registry      METHODS: name → Method
 
     from sparsity_lab.methods import METHODS, MethodResult

@@ -15,6 +15,7 @@ from functools import partial
 
 import pandas as pd
 
+from .at_init import grasp, snip
 from .base import Method
 from .group_lasso import ssl
 from .l0 import l0
@@ -115,6 +116,18 @@ def _entries() -> list[Method]:
                {"samples": 2, "epochs": 3, "burn_in": 1, "lr": 0.1, "lam": 0.01, "retrain_epochs": 1,
                 "batch_size": 32}),
     ]
+    for name, run, unit, summary in (
+            ("snip", snip, "weight", "at initialisation, |g ⊙ θ| on one batch, the lowest removed globally (Lee et al. "
+                                     "2019)"),
+            ("snip-neurons", snip, "neuron", "at initialisation, whole units by their summed |g ⊙ θ| (SNIP's score "
+                                             "over each unit's group)"),
+            ("grasp", grasp, "weight", "at initialisation, −θ ⊙ Hg with logits / 200, the highest removed (Wang et al. "
+                                       "2020)"),
+            ("grasp-neurons", grasp, "neuron", "at initialisation, whole units by their summed −θ ⊙ Hg (GraSP's score "
+                                               "over each unit's group)")):
+        out.append(Method(name, partial(run, unit=unit), "at_init", unit != "weight", ("data",),
+                          "weights" if unit == "weight" else "groups", ANY, summary, "global",
+                          {"per_class": 5} if run is grasp else {"examples": 64}))
     for grouping, what in (("untied", "rows and each gate matrix's columns"), ("tied", "rows and stacked columns"),
                            ("iss", "whole hidden units (Wen et al. 2018)")):
         out.append(Method(f"sse-lstm-{grouping}", partial(sse_lstm, grouping=grouping), "sse_lstm", False,
