@@ -51,29 +51,34 @@ class IndexListLSTMLanguageModel(nn.Module):
         """Per LSTM layer: its full weights, bias, and the index lists of nonzero rows and columns."""
         return [{key: getattr(self, f"layer{k}_{key}") for key in self.LAYER_KEYS} for k in range(self.n_layers)]
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, states: list | None = None, return_states: bool = False):
+        """Tokens (T, B) → logits (T, B, vocab); `states` and `return_states` as `LSTMLanguageModel.forward`'s."""
         x = self.embedding[tokens]
-        for layer in self.layers:
-            x = index_list_recurrence(x, layer)
+        final = []
+        for k, layer in enumerate(self.layers):
+            x, state = index_list_recurrence(x, layer, None if states is None else states[k], return_state=True)
+            final.append(state)
         w = self.decoder_weight.index_select(1, self.decoder_cols)
-        return torch.addmm(self.decoder_bias, x.index_select(2, self.decoder_cols).flatten(0, 1),
-                           w.t()).view(*x.shape[:2], -1)
+        logits = torch.addmm(self.decoder_bias, x.index_select(2, self.decoder_cols).flatten(0, 1),
+                             w.t()).view(*x.shape[:2], -1)
+        return (logits, final) if return_states else logits
 
 
 def _index_lists(w: torch.Tensor, tag: str) -> dict[str, torch.Tensor]:
     return {f"rows_{tag}": (w != 0).any(1).nonzero().squeeze(1), f"cols_{tag}": (w != 0).any(0).nonzero().squeeze(1)}
 
 
-def index_list_recurrence(x: torch.Tensor, p: dict) -> torch.Tensor:
-    """One LSTM layer by index lists: x (T, B, I) → (T, B, H). `p` holds the full weights w_ih, w_hh, bias and
-    the lists rows_ih, cols_ih, rows_hh, cols_hh of their nonzero rows and columns."""
+def index_list_recurrence(x: torch.Tensor, p: dict, state=None, return_state: bool = False):
+    """One LSTM layer by index lists: x (T, B, I) → (T, B, H), from `state` (h, c) or zeros; with `return_state`
+    also the final (h, c). `p` holds the full weights w_ih, w_hh, bias and the lists rows_ih, cols_ih, rows_hh,
+    cols_hh of their nonzero rows and columns."""
     steps, batch, _ = x.shape
     hidden = p["w_hh"].shape[1]
     w_ih = p["w_ih"].index_select(0, p["rows_ih"]).index_select(1, p["cols_ih"])
     w_hh_t = p["w_hh"].index_select(0, p["rows_hh"]).index_select(1, p["cols_hh"]).t()
     gates_x = p["bias"].repeat(steps * batch, 1)
     gates_x.index_add_(1, p["rows_ih"], x.index_select(2, p["cols_ih"]).flatten(0, 1) @ w_ih.t())
-    h = c = x.new_zeros(batch, hidden)
+    h, c = state if state is not None else (x.new_zeros(batch, hidden),) * 2
     outputs = []
     for gx in gates_x.view(steps, batch, -1):
         gates = gx.index_add(1, p["rows_hh"], h.index_select(1, p["cols_hh"]) @ w_hh_t)
@@ -81,7 +86,7 @@ def index_list_recurrence(x: torch.Tensor, p: dict) -> torch.Tensor:
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         outputs.append(h)
-    return torch.stack(outputs)
+    return (torch.stack(outputs), (h, c)) if return_state else torch.stack(outputs)
 
 
 class CSRMLP(nn.Module):

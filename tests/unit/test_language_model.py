@@ -127,3 +127,14 @@ def test_run_sse_lstm_prunes_retrains_and_the_prior_shrinks_its_groups():
             for r in (plain, strong)]
     assert norm[1] < 0.5 * norm[0]                                    # the group sparse prior at work
     assert strong.nll(corpus.test) > 0
+
+
+def test_index_lists_score_a_stream_with_the_state_carried_like_the_masked_model():
+    from sparsity_lab.sparse_inference import IndexListLSTMLanguageModel
+
+    lm = small_lm(7)
+    masked = apply_masks(lm, _random_masks(small_lm(7), "untied", 8))
+    stream = torch.randint(0, 11, (157,))
+    reference = true_token_probs(masked, stream, batch=3, bptt=5)
+    assert torch.allclose(true_token_probs(IndexListLSTMLanguageModel(masked), stream, batch=3, bptt=5), reference,
+                          atol=1e-6)
