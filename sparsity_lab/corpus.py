@@ -106,10 +106,7 @@ class Corpus:
         order and carries its state from one window of rows to the next (Zaremba et al. 2014; PyTorch's
         examples/word_language_model).
         """
-        stream = self._stream(split)
-        _check_int("batch", batch, 1, len(stream))
-        rows = len(stream) // batch
-        return stream[:rows * batch].view(batch, rows).t().contiguous()
+        return batchify(self._stream(split), batch)
 
     def true_nll(self, split: str) -> float:
         """Mean negative log-likelihood (nats/token) of `split` under the generating model, the state tracked
@@ -132,6 +129,15 @@ class Corpus:
         rate = "unknown" if self.entropy_rate is None else f"{self.entropy_rate:.4f} nats"
         return (f"Corpus({self.name!r}: {len(self.train)} / {len(self.valid)} / {len(self.test)} tokens, "
                 f"vocab {self.vocab_size}, entropy rate {rate})")
+
+
+def batchify(stream: torch.Tensor, batch: int) -> torch.Tensor:
+    """A 1-D token stream cut into `batch` contiguous columns: (len // batch, batch), the remainder dropped."""
+    if stream.dim() != 1:
+        raise ValueError(f"stream must be a 1-D tensor of token ids, got shape {tuple(stream.shape)}")
+    _check_int("batch", batch, 1, len(stream))
+    rows = len(stream) // batch
+    return stream[:rows * batch].view(batch, rows).t().contiguous()
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:

@@ -25,22 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .corpus import batchify
+
 
 def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy per token of `model` on segments x (B, T) with next tokens y (B, T): the `fit` loss.
     The model reads time-major (T, B) tokens, so the segments are transposed."""
     return F.cross_entropy(model(x.t()).flatten(0, 1), y.t().flatten())
-
-
-def columns(stream: torch.Tensor, batch: int) -> torch.Tensor:
-    """A 1-D token stream cut into `batch` contiguous columns: (n, batch), the remainder dropped."""
-    if stream.dim() != 1:
-        raise ValueError(f"stream must be a 1-D tensor of token ids, got shape {tuple(stream.shape)}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= len(stream) // 2:
-        raise ValueError(f"batch must be an integer in [1, {len(stream) // 2}] (two tokens per column at least), "
-                         f"got {batch!r}")
-    n = len(stream) // batch
-    return stream[:n * batch].view(batch, n).t()
 
 
 @torch.no_grad()
@@ -51,8 +42,10 @@ def true_token_probs(model: nn.Module, stream: torch.Tensor, batch: int = 10, bp
     an `nn.LSTM` export; it is put in eval mode."""
     if isinstance(bptt, bool) or not isinstance(bptt, int) or bptt < 1:
         raise ValueError(f"bptt must be a positive integer (tokens per segment), got {bptt!r}")
+    cols = batchify(stream, batch)
+    if len(cols) < 2:
+        raise ValueError(f"batch must leave at least two tokens per column: {len(stream)} tokens, batch {batch}")
     model.eval()
-    cols = columns(stream, batch)
     states, out = None, []
     for start in range(0, len(cols) - 1, bptt):
         x, y = cols[start:start + bptt], cols[start + 1:start + 1 + bptt]

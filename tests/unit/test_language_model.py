@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sparsity_lab.corpus import batchify as columns
 from sparsity_lab.corpus import synthetic_language
-from sparsity_lab.language_model import columns, ensemble_nll, lm_loss, perplexity, true_token_probs
+from sparsity_lab.language_model import ensemble_nll, lm_loss, perplexity, true_token_probs
 from sparsity_lab.masks import apply_masks, effective_weights
 from sparsity_lab.methods.sse import model_with
 from sparsity_lab.methods.sse_lstm import lstm_prior, run_sse_lstm, sse_flops, surviving
