@@ -34,7 +34,7 @@ class WhyStructured:
 # ---------------------------------------------------------------------------------------------- lesson 01
 @dataclass(frozen=True)
 class Saliency:
-    """Lesson 01: a small MLP for OBD/OBS, a wider one for lottery tickets and whole units."""
+    """Lesson 01: a small MLP for OBD/OBS, a wider one for whole units."""
 
     source: str = knob(help="MNIST source for data.load_mnist")
     pool: bool = knob(help="average-pool the digits to 14×14 (196 inputs), so each layer's exact Hessian fits")
@@ -43,13 +43,9 @@ class Saliency:
     lr: float = knob(help="its Adam learning rate")
     curvature_examples: int | None = knob(help="training examples the curvature is measured on (None: all)")
     obs_blocks: str = knob(help="OBS's Hessian blocks: 'layer' (exact per layer) or 'row' (per neuron)")
-    wide_hidden: tuple = knob(help="hidden widths of the network for lottery tickets and whole-unit pruning")
+    wide_hidden: tuple = knob(help="hidden widths of the network for whole-unit pruning")
     wide_epochs: int = knob(help="Adam epochs of the wide network (whole-unit pruning)")
     wide_lr: float = knob(help="its Adam learning rate")
-    lottery_rounds: int = knob(help="iterative-pruning rounds after the dense run (20% of the survivors each)")
-    lottery_epochs: int = knob(help="epochs of each lottery training run")
-    lottery_batch: int = knob(help="minibatch size of the lottery runs (Frankle & Carbin: 60)")
-    lottery_lr: float = knob(help="Adam learning rate of the lottery runs (Frankle & Carbin: 1.2e-3)")
 
 
 # ---------------------------------------------------------------------------------------------- lesson 02
@@ -278,3 +274,26 @@ class SSELSTMLesson:
                 "epochs": self.chain_epochs, "burn_in": self.burn_in, "temperature": self.temperature,
                 "bptt": self.bptt, "batch_size": self.batch_size, "retrain_epochs": self.retrain_epochs,
                 "retrain_lr": self.retrain_lr, "retrain_decay": self.retrain_decay, "seed": seed}
+
+
+# ---------------------------------------------------------------------------------------------- lesson 09
+@dataclass(frozen=True)
+class AtInitLesson:
+    """Lesson 09: sparse from the start on LeNet-300-100 — magnitude pruning after training, lottery tickets,
+    SNIP, GraSP, random pruning at initialisation, and the shuffled and reinitialised controls, every one trained
+    with the same optimiser and epochs."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="epochs of every training run (the dense one, each masked one, each lottery round)")
+    lr: float = knob(help="Adam learning rate of every run (Frankle & Carbin: 1.2e-3)")
+    batch_size: int = knob(help="minibatch size (Frankle & Carbin: 60)")
+    rounds: int = knob(help="lottery rounds after the dense run; each removes 20% of a layer's survivors, 10% of "
+                            "the output layer's (Frankle & Carbin)")
+    compared: tuple = knob(help="the lottery rounds whose sparsities every other method is run at")
+    live_round: int = knob(help="the round of `compared` the lesson recomputes live and checks against the cache")
+    unit_sparsity: float = knob(help="fraction of the units (input pixels and hidden neurons) structured SNIP removes")
+    seeds: tuple = knob(help="seeds of the cached sweep (model initialisation, minibatch order and data split)")
+    sweep_cached: bool = knob(help="read the sweep from the package's cache")
+    examples: int = knob(100, help="SNIP's batch at initialisation (Lee et al.: 100 examples)")
+    per_class: int = knob(25, help="GraSP's batch: examples per class (Wang et al.: 25 of each of 10 classes)")
+    temperature: float = knob(200.0, help="GraSP's temperature T on the logits (Wang et al.: 200)")

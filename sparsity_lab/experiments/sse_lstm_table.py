@@ -16,7 +16,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -27,6 +26,7 @@ from ..methods.sse_lstm import GROUPINGS, hidden_sizes, run_sse_lstm, sse_flops,
 from ..models import LSTMLanguageModel, build
 from ..recipes import SSELSTMLesson, get
 from ..train import sgd_stages
+from .cache import pack, unpack
 
 TABLE_FILE = Path(__file__).resolve().parents[1] / "results" / "sse_lstm_table.json"
 MASKS_FILE = TABLE_FILE.with_name("sse_lstm_masks.pt")
@@ -92,16 +92,6 @@ def seed_records(corpus, recipe: SSELSTMLesson, seed: int, groupings=(None, *GRO
         if grouping is not None:
             masks[grouping] = found.members[0].masks
     return rows, masks
-
-
-def pack(masks: dict[str, torch.Tensor]) -> dict:
-    """Boolean masks as bits (numpy.packbits) with their shapes: an eighth of the bytes."""
-    return {name: (tuple(m.shape), torch.from_numpy(np.packbits(m.reshape(-1).numpy()))) for name, m in masks.items()}
-
-
-def unpack(packed: dict) -> dict[str, torch.Tensor]:
-    return {name: torch.from_numpy(np.unpackbits(bits.numpy(), count=math.prod(shape)).astype(bool)).reshape(shape)
-            for name, (shape, bits) in packed.items()}
 
 
 def first_members(path: str | Path = MASKS_FILE) -> dict[str, dict[str, torch.Tensor]]:

@@ -9,7 +9,7 @@
 H·g costs one double backward: z = gᵀ·stop_grad(g), and ∇_θ z = H·g (the Hessian is symmetric). For whole units
 (`unit="neuron"`, or "filter" for conv maps) a unit's score is the sum of its weights' scores over its group
 (`structure.unit_groups`: what makes it and what reads it), so the masks remove whole units and `compact` shrinks
-the network. The sanity checks of Frankle et al. (2021) are `lottery.random_masks_like` (the same per-layer
+the network. The baseline both must beat is `random_prune`: every layer keeps the same random fraction. The sanity checks of Frankle et al. (2021) are `lottery.random_masks_like` (the same per-layer
 density, positions shuffled) and `lottery.reinitialised` (the same masks, fresh weights).
 
     result = snip(model, (x, y), sparsity=0.9)            # masks; then train the masked model as usual
@@ -98,6 +98,19 @@ def _select(model, scores: dict[str, torch.Tensor], sparsity: float, unit: str, 
     scored = [(g, sum(scores[p].reshape(-1)[idx].sum(1) for p, _, idx in g.parts)) for g in groups]
     masks = select_groups([(g, sign * s) for g, s in scored], sparsity, scope)
     return MethodResult(name, model, masks, groups=groups, scores=scored)
+
+
+def random_prune(model: nn.Module, data=None, *, sparsity: float, seed: int = 0) -> MethodResult:
+    """Random pruning at initialisation: each layer keeps round((1 − sparsity)·n) of its n weights, positions drawn
+    from `seed`. No data is read; it is the baseline a criterion at initialisation has to beat."""
+    check_sparsity(sparsity)
+    generator = torch.Generator().manual_seed(seed)
+    masks = {}
+    for name, w in effective_weights(model).items():
+        keep = torch.zeros(w.numel(), dtype=torch.bool)
+        keep[torch.randperm(w.numel(), generator=generator)[:round((1 - sparsity) * w.numel())]] = True
+        masks[name] = keep.reshape(w.shape)
+    return MethodResult("random-at-init", model, masks)
 
 
 def _check(unit: str, sparsity: float) -> None:

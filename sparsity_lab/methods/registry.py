@@ -15,7 +15,7 @@ from functools import partial
 
 import pandas as pd
 
-from .at_init import grasp, snip
+from .at_init import grasp, random_prune, snip
 from .base import Method
 from .group_lasso import ssl
 from .l0 import l0
@@ -128,6 +128,9 @@ def _entries() -> list[Method]:
         out.append(Method(name, partial(run, unit=unit), "at_init", unit != "weight", ("data",),
                           "weights" if unit == "weight" else "groups", ANY, summary, "global",
                           {"per_class": 5} if run is grasp else {"examples": 64}))
+    out.append(Method("random-at-init", random_prune, "at_init", False, (), "weights", ANY,
+                      "at initialisation, the same random fraction of every layer: the baseline (Frankle et al. 2021)",
+                      "layer"))
     for grouping, what in (("untied", "rows and each gate matrix's columns"), ("tied", "rows and stacked columns"),
                            ("iss", "whole hidden units (Wen et al. 2018)")):
         out.append(Method(f"sse-lstm-{grouping}", partial(sse_lstm, grouping=grouping), "sse_lstm", False,

@@ -121,3 +121,19 @@ def test_bad_inputs_name_what_was_expected():
         init_batch((x, y), examples=500)
     with pytest.raises(ValueError, match="sparsity"):
         grasp(model, (x, y), sparsity=1.5)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.75, 0.99])
+def test_random_pruning_keeps_the_same_fraction_of_every_layer_and_follows_its_seed(sparsity):
+    from sparsity_lab.methods.at_init import random_prune
+
+    model, _, _ = setup()
+    masks = random_prune(model, sparsity=sparsity, seed=3).masks
+    for name, w in model.named_parameters():
+        if name.endswith("weight"):
+            assert int(masks[name].sum()) == round((1 - sparsity) * w.numel())
+    again, other = random_prune(model, sparsity=sparsity, seed=3).masks, random_prune(model, sparsity=sparsity,
+                                                                                         seed=4).masks
+    assert all(torch.equal(masks[n], again[n]) for n in masks)
+    if 0 < sparsity < 0.9:   # at 0 and 0.99 a 3×4 layer keeps all or none of its weights whatever the seed
+        assert any(not torch.equal(masks[n], other[n]) for n in masks)

@@ -88,6 +88,8 @@ BAD = [
      "unit must be one of"),
     ("a GraSP temperature of 0", lambda: METHODS["grasp"].run(mlp(), XY, sparsity=0.5, temperature=0.0),
      "temperature must be positive"),
+    ("random pruning at a sparsity above 1", lambda: METHODS["random-at-init"](mlp(), sparsity=1.5),
+     r"sparsity must be in \[0, 1\]"),
     ("a SNIP batch larger than the data", lambda: METHODS["snip"](mlp(), XY, sparsity=0.5, examples=10**6),
      "examples must be in"),
     ("slimming without BatchNorm", lambda: slimming_cut(LeNet5(3, 4, 5, image_size=16), 0.5), "no BatchNorm"),

