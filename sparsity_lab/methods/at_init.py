@@ -9,8 +9,9 @@
 H·g costs one double backward: z = gᵀ·stop_grad(g), and ∇_θ z = H·g (the Hessian is symmetric). For whole units
 (`unit="neuron"`, or "filter" for conv maps) a unit's score is the sum of its weights' scores over its group
 (`structure.unit_groups`: what makes it and what reads it), so the masks remove whole units and `compact` shrinks
-the network. The baseline both must beat is `random_prune`: every layer keeps the same random fraction. The sanity checks of Frankle et al. (2021) are `lottery.random_masks_like` (the same per-layer
-density, positions shuffled) and `lottery.reinitialised` (the same masks, fresh weights).
+the network. The baseline both must beat is `random_prune`: every layer keeps the same random fraction. The
+sanity checks of Frankle et al. (2021) are `lottery.random_masks_like` (the same per-layer density, positions
+shuffled) and `lottery.reinitialised` (the same masks, fresh weights).
 
     result = snip(model, (x, y), sparsity=0.9)            # masks; then train the masked model as usual
 """
