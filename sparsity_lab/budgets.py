@@ -297,3 +297,25 @@ class AtInitLesson:
     examples: int = knob(100, help="SNIP's batch at initialisation (Lee et al.: 100 examples)")
     per_class: int = knob(25, help="GraSP's batch: examples per class (Wang et al.: 25 of each of 10 classes)")
     temperature: float = knob(200.0, help="GraSP's temperature T on the logits (Wang et al.: 200)")
+
+
+# ---------------------------------------------------------------------------------------------- lesson 10
+@dataclass(frozen=True)
+class DSTLesson:
+    """Lesson 10: dynamic sparse training (SET, DeepR, DSR) on LeNet-300-100 against static sparse training (random
+    masks, SNIP) and magnitude pruning after training, every run with the same epochs and minibatches."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="epochs of every training run")
+    lr: float = knob(help="SGD learning rate of every run but DeepR's (momentum 0.9)")
+    batch_size: int = knob(help="minibatch size of every run")
+    sparsities: tuple = knob(help="final sparsities every method is run at")
+    live_sparsity: float = knob(help="the sparsity the lesson trains SET and DeepR at live (a connectivity movie)")
+    zeta: float = knob(help="SET: fraction of each sign's weights replaced per epoch (Mocanu et al.: 0.3)")
+    deepr_lr: float = knob(help="DeepR: plain SGD learning rate (no momentum: the noise is calibrated to it)")
+    deepr_alpha: float = knob(help="DeepR: L1 pull α per step, in units of the learning rate")
+    deepr_temperature: float = knob(help="DeepR: temperature T of the Langevin noise √(2·lr·T)·ν")
+    dsr_every: int = knob(help="DSR: steps between reallocations")
+    dsr_fraction: float = knob(help="DSR: target fraction of the connections pruned per reallocation")
+    seeds: tuple = knob(help="seeds of the cached sweep (initialisation, masks, minibatch order and data split)")
+    sweep_cached: bool = knob(help="read the sweep from the package's cache")

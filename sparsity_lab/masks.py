@@ -122,6 +122,17 @@ def get_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def live_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The mask buffers applied to `model` themselves, not copies: writing into them rewires the model (dynamic
+    sparse training does)."""
+    out = {}
+    for name, (module, attr) in prunable(model).items():
+        mask = _mask_of(module, attr)
+        if mask is not None:
+            out[name] = mask.mask
+    return out
+
+
 def remove_masks(model: nn.Module, bake: bool = True) -> nn.Module:
     """Drop every mask and gate (every parametrization of a prunable weight). With `bake` the weights keep what
     the forward pass sees in eval mode (masked zeros, gates at their test-time value); without, the original

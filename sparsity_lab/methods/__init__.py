@@ -5,7 +5,8 @@ magnitude     magnitude by weight / neuron / filter, filter L1
 second_order  OBD, OBS, Kron-OBD and Kron-OBS (the curvature comes from sparsity_lab.curvature)
 obs           Optimal Brain Surgeon's algebra: the compensating update, one weight or a block at a time
 lottery       iterative magnitude pruning with rewinding, and its controls
-at_init       pruning at initialisation from one batch's gradients: SNIP, GraSP
+at_init       pruning at initialisation from one batch's gradients: SNIP, GraSP; random pruning
+dst           dynamic sparse training, masks that change while training: SET, DeepR, DSR
 group_lasso   group penalties, the proximal step, Structured Sparsity Learning
 slimming      network slimming: L1 on BatchNorm scales
 sss           sparse structure selection: a learned scaling factor per unit (a gate)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .at_init import grasp, random_prune, snip
 from .base import Method
+from .dst import deep_rewiring, dynamic_reparameterisation, sparse_evolutionary
 from .group_lasso import ssl
 from .l0 import l0
 from .lottery import lottery
@@ -131,6 +132,20 @@ def _entries() -> list[Method]:
     out.append(Method("random-at-init", random_prune, "at_init", False, (), "weights", ANY,
                       "at initialisation, the same random fraction of every layer: the baseline (Frankle et al. 2021)",
                       "layer"))
+    out += [
+        Method("set", sparse_evolutionary, "dst", False, ("data", "training"), "weights", ANY,
+               "trained sparse from Erdős–Rényi masks; after each epoch the ζ weights nearest zero on each side are "
+               "replaced by random new ones (Mocanu et al. 2018)", "global",
+               {"epochs": 2, "batch_size": 32, "lr": 0.05}),
+        Method("deepr", deep_rewiring, "dst", False, ("data", "training"), "weights", ANY,
+               "trained sparse by SGD with L1 and Langevin noise on fixed-sign connections; one that crosses zero "
+               "is replaced by a random dormant one (Bellec et al. 2018)", "layer",
+               {"epochs": 1, "batch_size": 32, "temperature": 1e-3}),
+        Method("dsr", dynamic_reparameterisation, "dst", False, ("data", "training"), "weights", ANY,
+               "trained sparse; every few steps the weights under one adaptive global threshold are pruned and "
+               "regrown in the layers that keep most (Mostafa & Wang 2019)", "global",
+               {"epochs": 2, "every": 5, "batch_size": 32}),
+    ]
     for grouping, what in (("untied", "rows and each gate matrix's columns"), ("tied", "rows and stacked columns"),
                            ("iss", "whole hidden units (Wen et al. 2018)")):
         out.append(Method(f"sse-lstm-{grouping}", partial(sse_lstm, grouping=grouping), "sse_lstm", False,

@@ -1,0 +1,391 @@
+"""Dynamic sparse training: train a sparse network from scratch while its connectivity changes, never paying for a
+dense one. Each method is a callback on the one training loop (`train.fit`) that owns the model's masks:
+
+    SET     Mocanu et al. 2018. Start from Erdős–Rényi densities ε·(n_in + n_out)/(n_in·n_out) per layer (ε = 20);
+            after every epoch (but the last) drop the fraction ζ = 0.3 of the smallest positive and of the largest
+            negative weights of each layer, and regrow as many at random dormant positions. Per layer the count of
+            connections is fixed.
+    DeepR   Bellec et al. 2018. Each connection has a fixed sign s and a parameter θ ≥ 0, w = s·θ while active.
+            After every SGD step, θ ← θ − lr·α + √(2·lr·T)·ν (an L1 pull and Langevin noise, ν ~ N(0, 1)); a
+            connection whose θ crosses below 0 goes dormant and a random dormant one of the same layer wakes with
+            θ = 0 and a random sign. The count per layer is fixed, and no sign ever flips.
+    DSR     Mostafa & Wang 2019. Every `every` steps, prune every active |w| below one global threshold H, then
+            adapt H (×2 if fewer than (1 − δ)·N_p went, ÷2 if more than (1 + δ)·N_p), N_p the target count; regrow
+            as many at zero, allotted to the layers in proportion to their surviving weights. The total count is
+            fixed; the layers' shares move.
+
+    result = METHODS["set"](model, data, sparsity=0.9)          # trains; a MethodResult with the final masks
+    rewiring = SET(model, masks, zeta=0.3); fit(model, data, callbacks=[rewiring]); rewiring.history
+
+Every rewiring records a `Snapshot` (step, connections per layer, the first layer's mask), which `listeners` receive
+as it happens (a live connectivity movie). The regrown weights' optimiser state (momentum, Adam moments) is reset.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..masks import apply_masks, baked, check_sparsity, effective_weights, get_masks, live_masks, raw_weights
+from ..train import fit
+from .base import MethodResult
+
+
+# ------------------------------------------------------------------------------------------ initial densities
+def erdos_renyi_densities(shapes: dict[str, tuple], epsilon: float) -> dict[str, float]:
+    """SET's density per layer, min(1, ε·Σ dims / Π dims): ε·(n_in + n_out)/(n_in·n_out) for a Linear weight
+    (out, in); for a conv kernel the same rule over its four dimensions (Evci et al. 2020's Erdős–Rényi-kernel)."""
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be positive, got {epsilon}")
+    return {n: min(1.0, epsilon * sum(s) / math.prod(s)) for n, s in shapes.items()}
+
+
+def epsilon_for(shapes: dict[str, tuple], sparsity: float) -> float:
+    """The ε at which the Erdős–Rényi densities remove `sparsity` of all the weights (bisection: the kept count
+    grows with ε)."""
+    check_sparsity(sparsity)
+    if sparsity == 0:
+        return max(math.prod(s) / sum(s) for s in shapes.values())
+    total = sum(math.prod(s) for s in shapes.values())
+
+    def kept(eps: float) -> float:
+        return sum(d * math.prod(shapes[n]) for n, d in erdos_renyi_densities(shapes, eps).items()) / total
+
+    low, high = 0.0, max(math.prod(s) / sum(s) for s in shapes.values())
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if kept(middle) < 1 - sparsity else (low, middle)
+    return high
+
+
+def random_masks(shapes: dict[str, tuple], kept: dict[str, int], generator: torch.Generator) -> dict:
+    """Each layer keeps kept[name] of its weights at random positions."""
+    out = {}
+    for name, shape in shapes.items():
+        keep = torch.zeros(math.prod(shape), dtype=torch.bool)
+        keep[torch.randperm(math.prod(shape), generator=generator)[:kept[name]]] = True
+        out[name] = keep.reshape(shape)
+    return out
+
+
+def initial_masks(shapes: dict[str, tuple], densities: dict[str, float], sparsity: float | None,
+                  generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Random masks with these per-layer densities; when `sparsity` is given, the counts are rounded together so
+    that exactly round(sparsity·N) of all N weights go (largest remainders, `allot`)."""
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
+    if sparsity is None:
+        kept = {n: round(densities[n] * sizes[n]) for n in shapes}
+    else:
+        total = sum(sizes.values())
+        kept = allot(total - round(check_sparsity(sparsity) * total), {n: densities[n] * sizes[n] for n in shapes},
+                     sizes)
+    return random_masks(shapes, kept, generator)
+
+
+def shapes_of(model: nn.Module) -> dict[str, tuple]:
+    return {n: tuple(w.shape) for n, w in effective_weights(model).items()}
+
+
+# --------------------------------------------------------------------------------------------- the callback
+@dataclass
+class Snapshot:
+    """The connectivity after one rewiring: the training step, connections per layer, the first layer's mask,
+    and what the method adds (DSR: its threshold and the count pruned)."""
+
+    step: int
+    counts: dict[str, int]
+    first: torch.Tensor
+    extra: dict = field(default_factory=dict)
+
+
+class DynamicSparsity:
+    """A `fit` callback that owns `model`'s masks and rewires them (subclasses say when and how).
+
+    Masks are applied to `model` in place. history: one Snapshot per rewiring (the first at step 0); listeners:
+    functions called with each new Snapshot (e.g. to redraw a figure while training runs)."""
+
+    name = "dynamic sparsity"
+
+    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor], seed: int = 0,
+                 listeners: tuple[Callable[[Snapshot], None], ...] = ()):
+        self.model = apply_masks(model, masks)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.listeners = list(listeners)
+        self.history: list[Snapshot] = []
+        self._record(0)
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        return get_masks(self.model)
+
+    def _record(self, step: int, **extra) -> None:
+        masks = live_masks(self.model)
+        snapshot = Snapshot(step, {n: int(m.sum()) for n, m in masks.items()}, next(iter(masks.values())).clone(),
+                            extra)
+        self.history.append(snapshot)
+        for listener in self.listeners:
+            listener(snapshot)
+
+    def due(self, state) -> bool:
+        raise NotImplementedError
+
+    def rewire(self, state) -> dict:
+        raise NotImplementedError
+
+    def __call__(self, state) -> None:
+        if self.due(state):
+            with torch.no_grad():
+                extra = self.rewire(state) or {}
+            self._record(state.step, **extra)
+
+    def result(self) -> MethodResult:
+        """The trained network (masks baked) and its final masks; details["history"] is the rewiring record."""
+        return MethodResult(self.name, baked(self.model), self.masks, details={"history": self.history})
+
+    def _grow(self, mask: torch.Tensor, count: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """Flat indices of `count` dormant positions of `mask` drawn at random: those in `exclude` (just pruned)
+        only when the others run out, so the count can always be restored."""
+        dormant = ~mask.reshape(-1)
+        if exclude is not None:
+            dormant[exclude] = False
+        candidates = dormant.nonzero().squeeze(1)
+        picked = candidates[torch.randperm(len(candidates), generator=self.generator)[:count]]
+        if len(picked) < count and exclude is not None:
+            rest = exclude[torch.randperm(len(exclude), generator=self.generator)[:count - len(picked)]]
+            picked = torch.cat([picked, rest])
+        return picked
+
+
+def reset_optimizer_state(optimizer: torch.optim.Optimizer, parameter: torch.Tensor, flat: torch.Tensor) -> None:
+    """Zero the optimiser's per-weight state (momentum, Adam's moments) of `parameter` at the flat indices `flat`,
+    so a regrown weight starts without the history of the one that was there."""
+    for value in optimizer.state.get(parameter, {}).values():
+        if torch.is_tensor(value) and value.shape == parameter.shape:
+            value.view(-1)[flat] = 0
+
+
+# ---------------------------------------------------------------------------------------------------- SET
+class SET(DynamicSparsity):
+    """Sparse Evolutionary Training: at the end of each epoch before `last_epoch`, per layer, drop the fraction
+    `zeta` of the smallest positive and of the largest negative weights and regrow as many at random. New weights
+    are drawn as PyTorch initialises the layer, U(±1/√fan_in), or from N(0, regrow_std²) when it is given."""
+
+    name = "set"
+
+    def __init__(self, model, masks, zeta: float = 0.3, last_epoch: int | None = None,
+                 regrow_std: float | None = None, seed: int = 0, listeners=()):
+        check_sparsity(zeta, "zeta")
+        self.zeta, self.last_epoch, self.regrow_std = zeta, last_epoch, regrow_std
+        super().__init__(model, masks, seed, listeners)
+
+    def due(self, state) -> bool:
+        return state.end_of_epoch and (self.last_epoch is None or state.epoch < self.last_epoch)
+
+    def new_weights(self, weight: torch.Tensor, count: int) -> torch.Tensor:
+        if self.regrow_std is not None:
+            return self.regrow_std * torch.randn(count, generator=self.generator)
+        bound = 1 / math.sqrt(weight[0].numel())       # fan_in: one output's inputs (× kernel size for a conv)
+        return (2 * torch.rand(count, generator=self.generator) - 1) * bound
+
+    def rewire(self, state) -> None:
+        raw = raw_weights(self.model)
+        for name, mask in live_masks(self.model).items():
+            w, flat = raw[name].view(-1), mask.view(-1)
+            removed = torch.cat([drop_extremes(w, flat, self.zeta, positive) for positive in (True, False)])
+            flat[removed] = False
+            w[removed] = 0
+            grown = self._grow(mask, len(removed), exclude=removed)
+            flat[grown] = True
+            w[grown] = self.new_weights(raw[name], len(grown)).to(w.dtype)
+            reset_optimizer_state(state.optimizer, raw[name], torch.cat([removed, grown]))
+
+
+def drop_extremes(w: torch.Tensor, active: torch.Tensor, zeta: float, positive: bool) -> torch.Tensor:
+    """Flat indices of the round(ζ·n) active weights closest to zero on one side: the smallest of the n positive
+    ones, or the largest of the n negative ones (SET's rule)."""
+    side = active & (w > 0 if positive else w < 0)
+    idx = side.nonzero().squeeze(1)
+    order = torch.argsort(w[idx].abs(), stable=True)
+    return idx[order[:round(zeta * len(idx))]]
+
+
+# -------------------------------------------------------------------------------------------------- DeepR
+class DeepR(DynamicSparsity):
+    """Deep Rewiring after every step of plain SGD: θ = s·w moves by −lr·α + √(2·lr·T)·ν; a connection whose θ
+    falls below 0 goes dormant and a random dormant connection of its layer wakes at θ = 0 with a random sign."""
+
+    name = "deepr"
+
+    def __init__(self, model, masks, alpha: float = 1e-5, temperature: float = 1e-5, seed: int = 0, listeners=(),
+                 record_every: int | None = None):
+        if alpha < 0 or temperature < 0:
+            raise ValueError(f"alpha and temperature must be ≥ 0, got {alpha} and {temperature}")
+        self.alpha, self.temperature, self.record_every = alpha, temperature, record_every
+        super().__init__(model, masks, seed, listeners)
+        raw = raw_weights(self.model)
+        random_signs = {n: torch.where(torch.rand(w.shape, generator=self.generator) < 0.5, -1.0, 1.0)
+                        for n, w in raw.items()}
+        self.signs = {n: torch.where(raw[n] != 0, torch.sign(raw[n].detach()), random_signs[n]) for n in raw}
+        self.rewired = 0                                    # connections replaced so far
+
+    def due(self, state) -> bool:
+        return True
+
+    def __call__(self, state) -> None:
+        with torch.no_grad():
+            self.rewire(state)
+        every = self.record_every or state.steps_per_epoch
+        if state.step % every == 0:
+            self._record(state.step, rewired=self.rewired)
+
+    def rewire(self, state) -> None:
+        lr = state.optimizer.param_groups[0]["lr"]
+        raw = raw_weights(self.model)
+        for name, mask in live_masks(self.model).items():
+            w, flat, sign = raw[name].view(-1), mask.view(-1), self.signs[name].view(-1)
+            active = flat.nonzero().squeeze(1)
+            theta = sign[active] * w[active] - lr * self.alpha
+            theta += math.sqrt(2 * lr * self.temperature) * torch.randn(len(active), generator=self.generator)
+            w[active] = (sign[active] * theta).to(w.dtype)
+            dead = active[theta < 0]
+            flat[dead] = False
+            w[dead] = 0
+            woken = self._grow(mask, len(dead), exclude=dead)
+            flat[woken] = True
+            w[woken] = 0
+            sign[woken] = torch.where(torch.rand(len(woken), generator=self.generator) < 0.5, -1.0, 1.0)
+            reset_optimizer_state(state.optimizer, raw[name], torch.cat([dead, woken]))
+            self.rewired += len(dead)
+
+
+# ---------------------------------------------------------------------------------------------------- DSR
+class DSR(DynamicSparsity):
+    """Dynamic Sparse Reparameterisation every `every` steps: prune |w| < H everywhere, adapt the global H toward
+    pruning `target` connections (within the tolerance δ), regrow as many at zero, allotted to the layers in
+    proportion to their surviving weights."""
+
+    name = "dsr"
+
+    def __init__(self, model, masks, target: int, every: int = 100, threshold: float = 1e-3,
+                 tolerance: float = 0.1, last_step: int | None = None, seed: int = 0, listeners=()):
+        if target < 1 or every < 1 or not threshold > 0 or not 0 <= tolerance < 1:
+            raise ValueError("DSR needs target ≥ 1, every ≥ 1, threshold > 0 and tolerance in [0, 1), got "
+                             f"{target}, {every}, {threshold}, {tolerance}")
+        self.target, self.every, self.threshold, self.tolerance = target, every, threshold, tolerance
+        self.last_step = last_step
+        super().__init__(model, masks, seed, listeners)
+
+    def due(self, state) -> bool:
+        return state.step % self.every == 0 and (self.last_step is None or state.step < self.last_step)
+
+    def adapt(self, pruned: int) -> float:
+        """The next threshold: doubled when fewer than (1 − δ)·target were pruned, halved when more than
+        (1 + δ)·target."""
+        if pruned < (1 - self.tolerance) * self.target:
+            self.threshold *= 2
+        elif pruned > (1 + self.tolerance) * self.target:
+            self.threshold /= 2
+        return self.threshold
+
+    def rewire(self, state) -> dict:
+        raw, masks = raw_weights(self.model), live_masks(self.model)
+        used, pruned = self.threshold, {}
+        for name, mask in masks.items():
+            w, flat = raw[name].view(-1), mask.view(-1)
+            pruned[name] = (flat & (w.abs() < used)).nonzero().squeeze(1)
+            flat[pruned[name]] = False
+            w[pruned[name]] = 0
+        total = sum(len(p) for p in pruned.values())
+        shares = allot(total, {n: int(m.sum()) for n, m in masks.items()},
+                       {n: int((~m).sum()) - len(pruned[n]) for n, m in masks.items()})
+        for name, mask in masks.items():
+            grown = self._grow(mask, shares[name], exclude=pruned[name])
+            mask.view(-1)[grown] = True
+            raw[name].view(-1)[grown] = 0
+            reset_optimizer_state(state.optimizer, raw[name], torch.cat([pruned[name], grown]))
+        self.adapt(total)
+        return {"threshold": used, "pruned": total}
+
+
+def allot(total: int, survivors: dict[str, int], room: dict[str, int]) -> dict[str, int]:
+    """Split `total` regrown connections over the layers in proportion to `survivors` (largest remainders), never
+    more than a layer's `room`; what a full layer cannot take goes to the others the same way."""
+    shares = {n: 0 for n in survivors}
+    while (left := total - sum(shares.values())) > 0:
+        open_ = [n for n in survivors if shares[n] < room[n]]
+        if not open_:
+            break
+        weight = sum(survivors[n] for n in open_)
+        exact = {n: left * survivors[n] / weight if weight else left / len(open_) for n in open_}
+        give = {n: min(int(exact[n]), room[n] - shares[n]) for n in open_}
+        for n in sorted(open_, key=lambda n: exact[n] - int(exact[n]), reverse=True):
+            if sum(give.values()) < left and give[n] < room[n] - shares[n]:
+                give[n] += 1
+        for n in open_:
+            shares[n] += give[n]
+    return shares
+
+
+# ------------------------------------------------------------------------------------------ registry runs
+def _train(rewiring: DynamicSparsity, data, epochs: int, optimizer, batch_size: int, seed: int, callbacks,
+           progress: bool) -> MethodResult:
+    fit(rewiring.model, data, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
+        callbacks=[rewiring, *callbacks], progress=progress)
+    return rewiring.result()
+
+
+def sparse_evolutionary(model: nn.Module, data, *, sparsity: float | None = None, epsilon: float = 20.0,
+                        zeta: float = 0.3, epochs: int = 10, lr: float = 1e-3, momentum: float = 0.9,
+                        weight_decay: float = 2e-4, batch_size: int = 64, seed: int = 0, callbacks=(),
+                        progress: bool = False) -> MethodResult:
+    """SET from the untrained `model`: Erdős–Rényi masks (ε chosen to remove `sparsity` of the weights when it is
+    given), SGD with momentum and weight decay (the authors' settings), rewired after each epoch but the last."""
+    shapes = shapes_of(model)
+    eps = epsilon if sparsity is None else epsilon_for(shapes, sparsity)
+    generator = torch.Generator().manual_seed(seed)
+    net = copy.deepcopy(model)
+    masks = initial_masks(shapes, erdos_renyi_densities(shapes, eps), sparsity, generator)
+    rewiring = SET(net, masks, zeta=zeta, last_epoch=epochs - 1, seed=seed)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    result = _train(rewiring, data, epochs, optimizer, batch_size, seed, callbacks, progress)
+    result.details["epsilon"] = eps
+    return result
+
+
+def deep_rewiring(model: nn.Module, data, *, sparsity: float = 0.9, alpha: float = 1e-5, temperature: float = 1e-5,
+                  epochs: int = 10, lr: float = 0.5, batch_size: int = 10, seed: int = 0, callbacks=(),
+                  progress: bool = False) -> MethodResult:
+    """DeepR from the untrained `model`: every layer keeps the same random fraction 1 − sparsity, plain SGD, a
+    rewiring after every step."""
+    shapes = shapes_of(model)
+    generator = torch.Generator().manual_seed(seed)
+    net = copy.deepcopy(model)
+    check_sparsity(sparsity)
+    kept = {n: math.prod(s) - round(sparsity * math.prod(s)) for n, s in shapes.items()}   # each layer exactly
+    rewiring = DeepR(net, random_masks(shapes, kept, generator), alpha=alpha, temperature=temperature, seed=seed)
+    return _train(rewiring, data, epochs, torch.optim.SGD(net.parameters(), lr=lr), batch_size, seed, callbacks,
+                  progress)
+
+
+def dynamic_reparameterisation(model: nn.Module, data, *, sparsity: float = 0.9, every: int = 100,
+                               prune_fraction: float = 0.01, threshold: float = 1e-3, tolerance: float = 0.1,
+                               epochs: int = 10, lr: float = 0.05, momentum: float = 0.9, batch_size: int = 64,
+                               seed: int = 0, callbacks=(), progress: bool = False) -> MethodResult:
+    """DSR from the untrained `model`: random masks of the same density in every layer, SGD with momentum; every
+    `every` steps a reallocation with target N_p = prune_fraction × the connections; none in the last epoch."""
+    shapes = shapes_of(model)
+    generator = torch.Generator().manual_seed(seed)
+    masks = initial_masks(shapes, {n: 1 - check_sparsity(sparsity) for n in shapes}, sparsity, generator)
+    target = max(1, round(prune_fraction * sum(int(m.sum()) for m in masks.values())))
+    net = copy.deepcopy(model)
+    x = data.x_train if hasattr(data, "x_train") else data[0]
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    rewiring = DSR(net, masks, target=target, every=every, threshold=threshold, tolerance=tolerance,
+                   last_step=(epochs - 1) * steps_per_epoch, seed=seed)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    return _train(rewiring, data, epochs, optimizer, batch_size, seed, callbacks, progress)
