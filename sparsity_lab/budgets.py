@@ -302,8 +302,9 @@ class AtInitLesson:
 # ---------------------------------------------------------------------------------------------- lesson 10
 @dataclass(frozen=True)
 class DSTLesson:
-    """Lesson 10: dynamic sparse training (SET, DeepR, DSR) on LeNet-300-100 against static sparse training (random
-    masks, SNIP) and magnitude pruning after training, every run with the same epochs and minibatches."""
+    """Lesson 10: dynamic sparse training (SET, DeepR, DSR, all from Erdős–Rényi masks) on LeNet-300-100 against
+    static sparse training (random masks, uniform or Erdős–Rényi; SNIP) and magnitude pruning after training, every
+    run for the same epochs."""
 
     source: str = knob(help="MNIST source for data.load_mnist")
     epochs: int = knob(help="epochs of every training run")
@@ -313,6 +314,7 @@ class DSTLesson:
     live_sparsity: float = knob(help="the sparsity the lesson trains SET and DeepR at live (a connectivity movie)")
     zeta: float = knob(help="SET: fraction of each sign's weights replaced per epoch (Mocanu et al.: 0.3)")
     deepr_lr: float = knob(help="DeepR: plain SGD learning rate (no momentum: the noise is calibrated to it)")
+    deepr_batch: int = knob(help="DeepR: minibatch size (Bellec et al.: 10)")
     deepr_alpha: float = knob(help="DeepR: L1 pull α per step, in units of the learning rate")
     deepr_temperature: float = knob(help="DeepR: temperature T of the Langevin noise √(2·lr·T)·ν")
     dsr_every: int = knob(help="DSR: steps between reallocations")

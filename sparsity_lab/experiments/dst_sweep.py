@@ -4,6 +4,7 @@ At each final sparsity, every network trains for the same epochs on the same min
     dense                 no mask (once per seed)
     magnitude (trained)   the dense network pruned by one global |w| threshold, then fine-tuned as long again
     random (static)       a fixed random mask, the same density in every layer
+    ER random (static)    a fixed random mask with SET's Erdős–Rényi densities (where every dynamic method starts)
     SNIP (static)         SNIP's mask at θ₀ (lesson 09), fixed
     SET, DeepR, DSR       masks that change during training (`methods.dst`)
 For each: the test error, the density per layer, and the units the final mask leaves unused (what `compact`
@@ -31,7 +32,7 @@ from ..data import load_mnist
 from ..masks import apply_masks, effective_weights
 from ..methods.at_init import random_prune, snip
 from ..methods.base import select_weights
-from ..methods.dst import deep_rewiring, dynamic_reparameterisation, sparse_evolutionary
+from ..methods.dst import deep_rewiring, dynamic_reparameterisation, shapes_of, sparse_evolutionary, starting_masks
 from ..models import build
 from ..recipes import DSTLesson, get
 from ..structure import widths
@@ -42,7 +43,7 @@ from .cache import read_json, write_json
 SWEEP_FILE = Path(__file__).resolve().parents[1] / "results" / "dst_sweep.json"
 MODEL = "lenet-300-100"
 DYNAMIC = ("SET", "DeepR", "DSR")
-STATIC = ("magnitude (trained)", "random (static)", "SNIP (static)")
+STATIC = ("magnitude (trained)", "random (static)", "ER random (static)", "SNIP (static)")
 
 
 def record(method: str, seed: int, error: float, net: nn.Module, masks: dict[str, torch.Tensor] | None) -> dict:
@@ -66,18 +67,19 @@ def static(start: nn.Module, masks, digits, recipe: DSTLesson, seed: int) -> tup
     return net, evaluate(net, digits)["error"]
 
 
-def dynamic(method: str, start: nn.Module, digits, recipe: DSTLesson, sparsity: float, seed: int, callbacks=()):
-    """SET, DeepR or DSR from `start` at `sparsity` with the recipe's settings: its MethodResult."""
-    common = {"sparsity": sparsity, "epochs": recipe.epochs, "batch_size": recipe.batch_size, "seed": seed,
-              "callbacks": callbacks}
+def dynamic(method: str, start: nn.Module, digits, recipe: DSTLesson, sparsity: float, seed: int, listeners=()):
+    """SET, DeepR or DSR from `start` at `sparsity` with the recipe's settings: its MethodResult. listeners: called
+    with each rewiring's Snapshot while it trains (a live movie)."""
+    common = {"sparsity": sparsity, "epochs": recipe.epochs, "seed": seed, "listeners": listeners}
     if method == "SET":
-        return sparse_evolutionary(start, digits, zeta=recipe.zeta, lr=recipe.lr, weight_decay=0.0, **common)
+        return sparse_evolutionary(start, digits, zeta=recipe.zeta, lr=recipe.lr, weight_decay=0.0,
+                                   batch_size=recipe.batch_size, **common)
     if method == "DeepR":
         return deep_rewiring(start, digits, alpha=recipe.deepr_alpha, temperature=recipe.deepr_temperature,
-                             lr=recipe.deepr_lr, **common)
+                             lr=recipe.deepr_lr, batch_size=recipe.deepr_batch, initial="erdos-renyi", **common)
     if method == "DSR":
         return dynamic_reparameterisation(start, digits, every=recipe.dsr_every, prune_fraction=recipe.dsr_fraction,
-                                          lr=recipe.lr, **common)
+                                          lr=recipe.lr, batch_size=recipe.batch_size, initial="erdos-renyi", **common)
     raise ValueError(f"method must be one of {DYNAMIC}, got {method!r}")
 
 
@@ -96,6 +98,9 @@ def sparsity_records(start: nn.Module, dense: nn.Module | None, digits, recipe: 
             masks, origin = select_weights(weights, sparsity, scope="global"), dense
         elif method == "random (static)":
             masks, origin = random_prune(start, sparsity=sparsity, seed=seed).masks, start
+        elif method == "ER random (static)":
+            masks, origin = starting_masks(shapes_of(start), sparsity, "erdos-renyi",
+                                           torch.Generator().manual_seed(seed)), start
         elif method == "SNIP (static)":
             masks, origin = snip(start, digits, sparsity=sparsity, seed=seed).masks, start
         else:

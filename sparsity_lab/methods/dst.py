@@ -87,6 +87,19 @@ def initial_masks(shapes: dict[str, tuple], densities: dict[str, float], sparsit
     return random_masks(shapes, kept, generator)
 
 
+def starting_masks(shapes: dict[str, tuple], sparsity: float, initial: str, generator: torch.Generator) -> dict:
+    """Random masks removing `sparsity` of the weights: "uniform" (each layer exactly round(sparsity·n)) or
+    "erdos-renyi" (SET's densities, exactly round(sparsity·N) of all N)."""
+    check_sparsity(sparsity)
+    if initial == "uniform":
+        return random_masks(shapes, {n: math.prod(s) - round(sparsity * math.prod(s)) for n, s in shapes.items()},
+                            generator)
+    if initial == "erdos-renyi":
+        return initial_masks(shapes, erdos_renyi_densities(shapes, epsilon_for(shapes, sparsity)), sparsity,
+                             generator)
+    raise ValueError(f"initial must be 'uniform' or 'erdos-renyi', got {initial!r}")
+
+
 def shapes_of(model: nn.Module) -> dict[str, tuple]:
     return {n: tuple(w.shape) for n, w in effective_weights(model).items()}
 
@@ -342,7 +355,7 @@ def _train(rewiring: DynamicSparsity, data, epochs: int, optimizer, batch_size: 
 def sparse_evolutionary(model: nn.Module, data, *, sparsity: float | None = None, epsilon: float = 20.0,
                         zeta: float = 0.3, epochs: int = 10, lr: float = 1e-3, momentum: float = 0.9,
                         weight_decay: float = 2e-4, batch_size: int = 64, seed: int = 0, callbacks=(),
-                        progress: bool = False) -> MethodResult:
+                        listeners=(), progress: bool = False) -> MethodResult:
     """SET from the untrained `model`: Erdős–Rényi masks (ε chosen to remove `sparsity` of the weights when it is
     given), SGD with momentum and weight decay (the authors' settings), rewired after each epoch but the last."""
     shapes = shapes_of(model)
@@ -350,7 +363,7 @@ def sparse_evolutionary(model: nn.Module, data, *, sparsity: float | None = None
     generator = torch.Generator().manual_seed(seed)
     net = copy.deepcopy(model)
     masks = initial_masks(shapes, erdos_renyi_densities(shapes, eps), sparsity, generator)
-    rewiring = SET(net, masks, zeta=zeta, last_epoch=epochs - 1, seed=seed)
+    rewiring = SET(net, masks, zeta=zeta, last_epoch=epochs - 1, seed=seed, listeners=listeners)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     result = _train(rewiring, data, epochs, optimizer, batch_size, seed, callbacks, progress)
     result.details["epsilon"] = eps
@@ -358,16 +371,13 @@ def sparse_evolutionary(model: nn.Module, data, *, sparsity: float | None = None
 
 
 def deep_rewiring(model: nn.Module, data, *, sparsity: float = 0.9, alpha: float = 1e-5, temperature: float = 1e-5,
-                  epochs: int = 10, lr: float = 0.5, batch_size: int = 10, seed: int = 0, callbacks=(),
-                  progress: bool = False) -> MethodResult:
-    """DeepR from the untrained `model`: every layer keeps the same random fraction 1 − sparsity, plain SGD, a
-    rewiring after every step."""
-    shapes = shapes_of(model)
-    generator = torch.Generator().manual_seed(seed)
+                  epochs: int = 10, lr: float = 0.5, batch_size: int = 10, initial: str = "uniform", seed: int = 0,
+                  callbacks=(), listeners=(), progress: bool = False) -> MethodResult:
+    """DeepR from the untrained `model` with the authors' MNIST settings (plain SGD, lr 0.5, batch 10, α = T =
+    1e-5) and a rewiring after every step; `initial` masks as `starting_masks` makes them."""
     net = copy.deepcopy(model)
-    check_sparsity(sparsity)
-    kept = {n: math.prod(s) - round(sparsity * math.prod(s)) for n, s in shapes.items()}   # each layer exactly
-    rewiring = DeepR(net, random_masks(shapes, kept, generator), alpha=alpha, temperature=temperature, seed=seed)
+    masks = starting_masks(shapes_of(model), sparsity, initial, torch.Generator().manual_seed(seed))
+    rewiring = DeepR(net, masks, alpha=alpha, temperature=temperature, seed=seed, listeners=listeners)
     return _train(rewiring, data, epochs, torch.optim.SGD(net.parameters(), lr=lr), batch_size, seed, callbacks,
                   progress)
 
@@ -375,17 +385,16 @@ def deep_rewiring(model: nn.Module, data, *, sparsity: float = 0.9, alpha: float
 def dynamic_reparameterisation(model: nn.Module, data, *, sparsity: float = 0.9, every: int = 100,
                                prune_fraction: float = 0.01, threshold: float = 1e-3, tolerance: float = 0.1,
                                epochs: int = 10, lr: float = 0.05, momentum: float = 0.9, batch_size: int = 64,
-                               seed: int = 0, callbacks=(), progress: bool = False) -> MethodResult:
-    """DSR from the untrained `model`: random masks of the same density in every layer, SGD with momentum; every
-    `every` steps a reallocation with target N_p = prune_fraction × the connections; none in the last epoch."""
-    shapes = shapes_of(model)
-    generator = torch.Generator().manual_seed(seed)
-    masks = initial_masks(shapes, {n: 1 - check_sparsity(sparsity) for n in shapes}, sparsity, generator)
+                               initial: str = "uniform", seed: int = 0, callbacks=(), listeners=(),
+                               progress: bool = False) -> MethodResult:
+    """DSR from the untrained `model`: `initial` masks (`starting_masks`), SGD with momentum; every `every` steps a
+    reallocation with target N_p = prune_fraction × the connections; none in the last epoch."""
+    masks = starting_masks(shapes_of(model), sparsity, initial, torch.Generator().manual_seed(seed))
     target = max(1, round(prune_fraction * sum(int(m.sum()) for m in masks.values())))
     net = copy.deepcopy(model)
     x = data.x_train if hasattr(data, "x_train") else data[0]
     steps_per_epoch = math.ceil(len(x) / batch_size)
     rewiring = DSR(net, masks, target=target, every=every, threshold=threshold, tolerance=tolerance,
-                   last_step=(epochs - 1) * steps_per_epoch, seed=seed)
+                   last_step=(epochs - 1) * steps_per_epoch, seed=seed, listeners=listeners)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     return _train(rewiring, data, epochs, optimizer, batch_size, seed, callbacks, progress)
