@@ -523,3 +523,109 @@ def test_lesson09_q3_out_of_range_and_malformed_answers_get_a_clear_message():
         assert not verdict.ok and verdict.attempted and "1, 2 or 3" in verdict.message, (wrong, verdict.message)
     right = _q3_expected()
     assert q3.check(lambda: torch.tensor(right), quiet=True) and q3.check(float(right), quiet=True)
+
+
+# --- lesson 10, against the package's SET (its densities, its drop rule, its rewiring) and a simulated DeepR chain --
+
+def test_lesson10_q1_reference_agrees_with_the_package_densities():
+    from sparsity_lab.exercises.lesson10 import EPSILON_Q1, LAYERS_Q1, _q1_answer
+    from sparsity_lab.methods.dst import erdos_renyi_densities, shapes_of
+    from sparsity_lab.models import build
+
+    shapes = shapes_of(build("lenet-300-100", seed=0))
+    assert [s[::-1] for s in shapes.values()] == list(LAYERS_Q1)             # (out, in) in the package
+    densities = erdos_renyi_densities(shapes, EPSILON_Q1)
+    sizes = [s[0] * s[1] for s in shapes.values()]
+    kept = sum(d * n for d, n in zip(densities.values(), sizes, strict=True)) / sum(sizes)
+    assert _q1_answer() == pytest.approx((*densities.values(), kept), rel=1e-12)
+    assert _q1_answer()[2] == 1.0 and _q1_answer(cap=False)[2] > 1          # the cap binds on the last layer only
+    assert for_lesson("10").q1.check((0.0922, 0.267, 1, 0.115), quiet=True)  # 3 significant figures pass
+
+
+def test_lesson10_q2_reference_on_a_hand_made_layer():
+    from sparsity_lab.exercises.lesson10 import _reference_set_step
+
+    w = torch.tensor([[0.5, -0.2, 0.0, 0.1], [-1.0, 0.0, 0.3, -0.05]])
+    mask = w != 0                              # 3 positive (0.1, 0.3, 0.5), 3 negative (−0.05, −0.2, −1); 2 dormant
+    new_mask, new_w = _reference_set_step(w, mask, 0.5, torch.Generator().manual_seed(0))
+    # round(1.5) = 2 per side: 0.1 and 0.3, then −0.05 and −0.2; 4 to regrow, 2 dormant: both, and 2 of the 4 dropped
+    assert new_mask[0, 2] and new_mask[1, 1] and int(new_mask.sum()) == 6
+    assert new_w.tolist() == [[0.5, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0]]
+    assert int((new_mask & ~mask).sum()) == 2 and int((new_mask & mask & (new_w == 0)).sum()) == 2
+    same_mask, same_w = _reference_set_step(w, mask, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(same_mask, mask) and torch.equal(same_w, w)
+
+
+def test_lesson10_q2_cases_drop_what_the_package_drops_and_cover_the_edges():
+    from sparsity_lab.exercises.lesson10 import _q2_cases, _reference_set_step
+    from sparsity_lab.methods.dst import drop_extremes
+
+    covered = set()
+    for case in _q2_cases():
+        w, mask, zeta, seed = case.args
+        flat_w, flat_mask = w.reshape(-1), mask.reshape(-1)
+        assert bool((w[~mask] == 0).all()) and bool((w[mask] != 0).all()), case.label
+        sides = [int((mask & s).sum()) for s in (w > 0, w < 0)]
+        assert all(abs(zeta * n % 1 - 0.5) > 0.05 for n in sides), f"{case.label}: a rounding tie"
+        package = torch.cat([drop_extremes(flat_w, flat_mask, zeta, positive) for positive in (True, False)])
+        new_mask, new_w = _reference_set_step(w, mask, zeta, torch.Generator().manual_seed(seed))
+        dropped = mask & ~(new_mask & (new_w == w))
+        assert sorted(dropped.reshape(-1).nonzero().squeeze(1).tolist()) == sorted(package.tolist()), case.label
+        k, dormant = len(package), int((~mask).sum())
+        covered |= {"dense" if dormant == 0 else "short" if dormant < k else "", "zeta 0" if zeta == 0 else "",
+                    "no negatives" if sides[1] == 0 else "", "conv" if w.dim() == 4 else ""}
+    assert {"dense", "short", "zeta 0", "no negatives", "conv"} <= covered
+
+
+def _lesson10_package_set_step(w, mask, zeta, generator):
+    """The package's SET.rewire on one layer holding w under mask, regrowing at 0 (regrow_std = 0)."""
+    from types import SimpleNamespace
+
+    from sparsity_lab.masks import live_masks, raw_weights
+    from sparsity_lab.methods.dst import SET
+
+    layer = (torch.nn.Linear(w.shape[1], w.shape[0], bias=False) if w.dim() == 2
+             else torch.nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), bias=False))
+    with torch.no_grad():
+        layer.weight.copy_(w)
+    seed = int(torch.randint(2 ** 31, (1,), generator=generator))
+    rewiring = SET(layer, {"weight": mask.clone()}, zeta=zeta, regrow_std=0.0, seed=seed)
+    with torch.no_grad():
+        rewiring.rewire(SimpleNamespace(optimizer=torch.optim.SGD(layer.parameters(), lr=0.1)))
+    return live_masks(layer)["weight"].clone(), raw_weights(layer)["weight"].detach().clone()
+
+
+def test_lesson10_q2_the_package_set_rewiring_passes_the_check():
+    """Its drop rule, and its _grow (dormant first, then the just-dropped), are what the exercise asks."""
+    assert for_lesson("10").q2.check(_lesson10_package_set_step, quiet=True)
+
+
+def test_lesson10_q2_malformed_answers_get_a_clear_message():
+    q2 = for_lesson("10").q2
+    for wrong in (lambda w, m, z, g: m, lambda w, m, z, g: (m.float(), w), lambda w, m, z, g: (w, m)):
+        verdict = q2.verdict(wrong)
+        assert not verdict.ok and verdict.attempted and "a pair (new_mask, new_w)" in verdict.message, verdict.message
+
+
+def test_lesson10_q3_a_simulated_chain_has_the_reference_mean():
+    """θ ← |θ − lr·α + √(2·lr·T)·ν| (reflected at 0, which for small steps has the same stationary density on θ ≥ 0
+    as DeepR's population of active connections): the time-averaged θ of 4000 chains is T/α within 4 standard
+    errors, and P(θ > T/α) is e⁻¹, as for an exponential density. lr = 2 (not LR_Q3) to mix in 2500 steps, 5
+    relaxation times T/(α²·lr); the stationary density does not depend on lr."""
+    import math
+
+    from sparsity_lab.exercises.lesson10 import ALPHA_Q3, T_Q3, _q3_reference
+
+    lr, chains, burn, steps = 2.0, 4000, 2500, 5000
+    g = torch.Generator().manual_seed(0)
+    theta, total = torch.zeros(chains, dtype=torch.float64), torch.zeros(chains, dtype=torch.float64)
+    for step in range(steps):
+        theta = (theta - lr * ALPHA_Q3 + math.sqrt(2 * lr * T_Q3) * torch.randn(chains, generator=g,
+                                                                            dtype=torch.float64)).abs()
+        if step >= burn:
+            total += theta
+    means = total / (steps - burn)
+    standard_error = float(means.std()) / math.sqrt(chains)
+    assert abs(float(means.mean()) - _q3_reference()) < 4 * standard_error
+    assert abs(float((theta > T_Q3 / ALPHA_Q3).double().mean()) - math.exp(-1)) < 0.03
+    assert abs(float(means.mean()) - T_Q3 / (2 * ALPHA_Q3)) > 20 * standard_error     # T/(2α) is far off
