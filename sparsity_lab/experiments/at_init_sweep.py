@@ -16,10 +16,8 @@ that the two agree. Regenerate (with `--jobs 2` on two cores):
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -34,7 +32,7 @@ from ..methods.lottery import lottery_tickets, random_masks_like, reinitialised
 from ..models import build
 from ..recipes import AtInitLesson, get
 from ..train import evaluate, fit
-from .cache import pack, read_json, unpack, write_json
+from .cache import pack, read_json, run_seeds, sweep_arguments, unpack, write_json
 
 SWEEP_FILE = Path(__file__).resolve().parents[1] / "results" / "at_init_sweep.json"
 MASKS_FILE = SWEEP_FILE.with_name("at_init_masks.pt")
@@ -150,16 +148,10 @@ def _one_seed(scale: str, seed: int) -> tuple[int, list[dict], dict]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", default="classroom", choices=("classroom", "paper"))
-    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one process each")
-    parser.add_argument("--out", default=str(SWEEP_FILE))
-    args = parser.parse_args(argv)
+    args = sweep_arguments(__doc__, SWEEP_FILE, argv)
     recipe = get("09", args.scale)
     out = {"recipe": dataclasses.asdict(recipe), "records": []}
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        done = list(tqdm(pool.map(_one_seed, [args.scale] * len(recipe.seeds), recipe.seeds),
-                         total=len(recipe.seeds), desc="seeds"))
+    done = run_seeds(_one_seed, args.scale, recipe.seeds, args.jobs)
     for seed, rows, tickets in sorted(done, key=lambda d: d[0]):
         out["records"] += rows
         if seed == recipe.seeds[0]:

@@ -17,10 +17,8 @@ agree. Regenerate (with `--jobs 2` on two cores):
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -38,7 +36,7 @@ from ..recipes import DSTLesson, get
 from ..structure import widths
 from ..train import evaluate, fit
 from .at_init_sweep import densities, sparsity_of
-from .cache import read_json, write_json
+from .cache import read_json, run_seeds, sweep_arguments, write_json
 
 SWEEP_FILE = Path(__file__).resolve().parents[1] / "results" / "dst_sweep.json"
 MODEL = "lenet-300-100"
@@ -126,15 +124,9 @@ def _one_seed(scale: str, seed: int) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", default="classroom", choices=("classroom", "paper"))
-    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel, one process each")
-    parser.add_argument("--out", default=str(SWEEP_FILE))
-    args = parser.parse_args(argv)
+    args = sweep_arguments(__doc__, SWEEP_FILE, argv)
     recipe = get("10", args.scale)
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        done = list(tqdm(pool.map(_one_seed, [args.scale] * len(recipe.seeds), recipe.seeds),
-                         total=len(recipe.seeds), desc="seeds"))
+    done = run_seeds(_one_seed, args.scale, recipe.seeds, args.jobs)
     write_json({"recipe": dataclasses.asdict(recipe), "records": [r for rows in done for r in rows]}, args.out)
 
 

@@ -5,6 +5,7 @@ curve the seeds' mean, best and worst worked out here."""
 import numpy as np
 import pytest
 import torch
+from receptive_field_layout import laid_out, shown
 
 from sparsity_lab.plots.at_init import error_vs_sparsity, layer_densities, method_colours
 from sparsity_lab.widgets.at_init import SparseStartExplorer
@@ -26,34 +27,18 @@ def masks():
     return {method: [{n: exact(shape, s, g) for n, shape in SHAPES.items()} for s in GRID] for method in ("A", "B")}
 
 
-def laid_out(mask, units, columns):
-    """The left heatmap's z worked out by hand: unit u's side×side picture at block divmod(u, columns), one NaN
-    pixel between blocks, rows flipped (plotly draws row 0 at the bottom)."""
-    rows = -(-units // columns)
-    out = np.full((rows * (SIDE + 1) - 1, columns * (SIDE + 1) - 1), np.nan)
-    for u in range(units):
-        r, c = divmod(u, columns)
-        for p in range(SIDE * SIDE):
-            out[r * (SIDE + 1) + p // SIDE, c * (SIDE + 1) + p % SIDE] = float(mask[u, p])
-    return out[::-1]
-
-
-def shown(z):
-    return np.array(z, dtype=float)   # None (a gap) → NaN
-
-
 def test_the_pictures_follow_the_method_and_the_sparsity(masks):
     explorer = SparseStartExplorer(masks, GRID, side=SIDE, sparsity=0.7, n_units=4, columns=3)
     assert explorer.sparsity.value == 0.75 and explorer.method.value == "A"          # the nearest grid value
     for method, k in [("A", 2), ("B", 2), ("B", 0), ("A", 1)]:
         explorer.method.value, explorer.sparsity.value = method, GRID[k]
         first = masks[method][k]["layers.0.weight"]
-        np.testing.assert_array_equal(shown(explorer.figure.data[0].z), laid_out(first, 4, 3))
+        np.testing.assert_array_equal(shown(explorer.figure.data[0].z), laid_out(first, 4, 3, SIDE))
         read = first.any(0).reshape(SIDE, SIDE).numpy()[::-1]
         np.testing.assert_array_equal(shown(explorer.figure.data[1].z), read)
         assert all(torch.equal(explorer.state()[n], masks[method][k][n]) for n in SHAPES)
-    assert not np.array_equal(laid_out(masks["A"][1]["layers.0.weight"], 4, 3),
-                              laid_out(masks["B"][1]["layers.0.weight"], 4, 3))   # so the loop saw changes
+    assert not np.array_equal(laid_out(masks["A"][1]["layers.0.weight"], 4, 3, SIDE),
+                              laid_out(masks["B"][1]["layers.0.weight"], 4, 3, SIDE))   # so the loop saw changes
 
 
 def test_the_bars_are_every_methods_densities_at_the_chosen_sparsity(masks):

@@ -6,6 +6,7 @@ import ipywidgets as W
 import numpy as np
 import pytest
 import torch
+from receptive_field_layout import laid_out, shown
 
 from sparsity_lab.masks import get_masks
 from sparsity_lab.methods import dst
@@ -28,25 +29,9 @@ def snapshots(n=4, seed=0):
     return out
 
 
-def laid_out(mask, units, columns):
-    """The left heatmap's z worked out by hand: unit u's side×side picture at block divmod(u, columns), one NaN
-    pixel between blocks, rows flipped (plotly draws row 0 at the bottom)."""
-    rows = -(-units // columns)
-    out = np.full((rows * (SIDE + 1) - 1, columns * (SIDE + 1) - 1), np.nan)
-    for u in range(units):
-        r, c = divmod(u, columns)
-        for p in range(SIDE * SIDE):
-            out[r * (SIDE + 1) + p // SIDE, c * (SIDE + 1) + p % SIDE] = float(mask[u, p])
-    return out[::-1]
-
-
-def shown(z):
-    return np.array(z, dtype=float)   # None (a gap) → NaN
-
-
 def assert_shows(movie, mask, units, columns):
     left, right = shown(movie.figure.data[0].z), shown(movie.figure.data[1].z)
-    np.testing.assert_array_equal(left, laid_out(mask, units, columns))
+    np.testing.assert_array_equal(left, laid_out(mask, units, columns, SIDE))
     assert np.nansum(left) == int(mask[:units].sum())
     np.testing.assert_array_equal(right, mask.any(0).reshape(SIDE, SIDE).numpy()[::-1])
 
