@@ -114,8 +114,9 @@ class ConnectivityMovie(View):
 
 
 def side_by_side(movies: list[ConnectivityMovie]) -> W.Widget:
-    """The movies' widgets in one row, equal widths (watch SET and DeepR rewire together)."""
+    """The movies' widgets in one row when the page is wide enough (watch SET and DeepR rewire together), one under
+    the other when it is not: a movie's figure needs about 600 pixels, or its pixel map is cut off."""
     if not movies:
         raise ValueError("side_by_side needs at least one movie")
     return W.GridBox([movie.widget for movie in movies],
-                     layout=W.Layout(grid_template_columns=f"repeat({len(movies)}, minmax(0, 1fr))"))
+                     layout=W.Layout(grid_template_columns="repeat(auto-fit, minmax(600px, 1fr))"))
