@@ -12,6 +12,8 @@ else (0.5, −1, NaN) is an error, so a mask never means "scale" in one place an
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -156,6 +158,26 @@ def combine(*masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         for name, mask in m.items():
             out[name] = out[name] & mask if name in out else mask.clone()
     return out
+
+
+def random_masks(shapes: dict[str, tuple], kept: dict[str, int], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Each layer keeps kept[name] of its weights at random positions, drawn from `generator` layer by layer."""
+    out = {}
+    for name, shape in shapes.items():
+        keep = torch.zeros(math.prod(shape), dtype=torch.bool)
+        keep[torch.randperm(math.prod(shape), generator=generator)[:kept[name]]] = True
+        out[name] = keep.reshape(shape)
+    return out
+
+
+def densities(masks: dict[str, torch.Tensor]) -> list[float]:
+    """The fraction of each layer's weights a mask keeps, in layer order."""
+    return [float(m.float().mean()) for m in masks.values()]
+
+
+def sparsity_of(masks: dict[str, torch.Tensor]) -> float:
+    """The fraction of all the masks' weights they remove."""
+    return sum(int((~m).sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
 
 
 def check_sparsity(sparsity: float, name: str = "sparsity") -> float:

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data import load_mnist
-from ..masks import apply_masks, effective_weights
+from ..masks import apply_masks, densities, effective_weights, sparsity_of
 from ..methods.at_init import grasp, random_prune, snip
 from ..methods.base import select_weights
 from ..methods.lottery import lottery_tickets, random_masks_like, reinitialised
@@ -39,16 +39,6 @@ MASKS_FILE = SWEEP_FILE.with_name("at_init_masks.pt")
 MODEL = "lenet-300-100"
 CRITERIA = ("SNIP", "GraSP", "random")
 CONTROLS = ("shuffled", "reinit")
-
-
-def densities(masks: dict[str, torch.Tensor]) -> list[float]:
-    """The fraction of each layer's weights a mask keeps, in layer order."""
-    return [float(m.float().mean()) for m in masks.values()]
-
-
-def sparsity_of(masks: dict[str, torch.Tensor]) -> float:
-    """The fraction of all prunable weights the masks remove."""
-    return sum(int((~m).sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
 
 
 def record(method: str, seed: int, error: float, masks: dict[str, torch.Tensor], round_: int) -> dict:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..compact import compact
 from ..data import load_mnist
-from ..masks import apply_masks, effective_weights
+from ..masks import apply_masks, densities, effective_weights, sparsity_of
 from ..methods.at_init import random_prune, snip
 from ..methods.base import select_weights
 from ..methods.dst import deep_rewiring, dynamic_reparameterisation, shapes_of, sparse_evolutionary, starting_masks
@@ -35,7 +35,6 @@ from ..models import build
 from ..recipes import DSTLesson, get
 from ..structure import widths
 from ..train import evaluate, fit
-from .at_init_sweep import densities, sparsity_of
 from .cache import read_json, run_seeds, sweep_arguments, write_json
 
 SWEEP_FILE = Path(__file__).resolve().parents[1] / "results" / "dst_sweep.json"

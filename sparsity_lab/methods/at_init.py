@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..masks import check_sparsity, effective_weights
+from ..masks import check_sparsity, effective_weights, random_masks
 from ..train import as_tensors, check_pair
 from .base import MethodResult, select_groups, select_weights
 from .magnitude import filter_groups, neuron_groups_of
@@ -105,12 +105,10 @@ def random_prune(model: nn.Module, data=None, *, sparsity: float, seed: int = 0)
     """Random pruning at initialisation: each layer keeps round((1 − sparsity)·n) of its n weights, positions drawn
     from `seed`. No data is read; it is the baseline a criterion at initialisation has to beat."""
     check_sparsity(sparsity)
-    generator = torch.Generator().manual_seed(seed)
-    masks = {}
-    for name, w in effective_weights(model).items():
-        keep = torch.zeros(w.numel(), dtype=torch.bool)
-        keep[torch.randperm(w.numel(), generator=generator)[:round((1 - sparsity) * w.numel())]] = True
-        masks[name] = keep.reshape(w.shape)
+    weights = effective_weights(model)
+    masks = random_masks({n: tuple(w.shape) for n, w in weights.items()},
+                         {n: round((1 - sparsity) * w.numel()) for n, w in weights.items()},
+                         torch.Generator().manual_seed(seed))
     return MethodResult("random-at-init", model, masks)
 
 

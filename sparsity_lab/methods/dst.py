@@ -31,8 +31,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..masks import apply_masks, baked, check_sparsity, effective_weights, get_masks, live_masks, raw_weights
-from ..train import fit
+from ..masks import (
+    apply_masks,
+    baked,
+    check_sparsity,
+    effective_weights,
+    get_masks,
+    live_masks,
+    random_masks,
+    raw_weights,
+)
+from ..train import as_tensors, fit
 from .base import MethodResult
 
 
@@ -61,16 +70,6 @@ def epsilon_for(shapes: dict[str, tuple], sparsity: float) -> float:
         middle = (low + high) / 2
         low, high = (middle, high) if kept(middle) < 1 - sparsity else (low, middle)
     return high
-
-
-def random_masks(shapes: dict[str, tuple], kept: dict[str, int], generator: torch.Generator) -> dict:
-    """Each layer keeps kept[name] of its weights at random positions."""
-    out = {}
-    for name, shape in shapes.items():
-        keep = torch.zeros(math.prod(shape), dtype=torch.bool)
-        keep[torch.randperm(math.prod(shape), generator=generator)[:kept[name]]] = True
-        out[name] = keep.reshape(shape)
-    return out
 
 
 def initial_masks(shapes: dict[str, tuple], densities: dict[str, float], sparsity: float | None,
@@ -150,11 +149,16 @@ class DynamicSparsity:
     def rewire(self, state) -> dict:
         raise NotImplementedError
 
+    def records(self, state) -> bool:
+        """Whether this rewiring is kept as a Snapshot (every one, unless a method rewires too often for that)."""
+        return True
+
     def __call__(self, state) -> None:
         if self.due(state):
             with torch.no_grad():
                 extra = self.rewire(state) or {}
-            self._record(state.step, **extra)
+            if self.records(state):
+                self._record(state.step, **extra)
 
     def result(self) -> MethodResult:
         """The trained network (masks baked) and its final masks; details["history"] is the rewiring record."""
@@ -249,14 +253,11 @@ class DeepR(DynamicSparsity):
     def due(self, state) -> bool:
         return True
 
-    def __call__(self, state) -> None:
-        with torch.no_grad():
-            self.rewire(state)
-        every = self.record_every or state.steps_per_epoch
-        if state.step % every == 0:
-            self._record(state.step, rewired=self.rewired)
+    def records(self, state) -> bool:
+        """Every `record_every` steps (default: once an epoch): DeepR rewires after every step."""
+        return state.step % (self.record_every or state.steps_per_epoch) == 0
 
-    def rewire(self, state) -> None:
+    def rewire(self, state) -> dict:
         lr = state.optimizer.param_groups[0]["lr"]
         raw = raw_weights(self.model)
         for name, mask in live_masks(self.model).items():
@@ -274,6 +275,7 @@ class DeepR(DynamicSparsity):
             sign[woken] = torch.where(torch.rand(len(woken), generator=self.generator) < 0.5, -1.0, 1.0)
             reset_optimizer_state(state.optimizer, raw[name], torch.cat([dead, woken]))
             self.rewired += len(dead)
+        return {"rewired": self.rewired}
 
 
 # ---------------------------------------------------------------------------------------------------- DSR
@@ -392,8 +394,7 @@ def dynamic_reparameterisation(model: nn.Module, data, *, sparsity: float = 0.9,
     masks = starting_masks(shapes_of(model), sparsity, initial, torch.Generator().manual_seed(seed))
     target = max(1, round(prune_fraction * sum(int(m.sum()) for m in masks.values())))
     net = copy.deepcopy(model)
-    x = data.x_train if hasattr(data, "x_train") else data[0]
-    steps_per_epoch = math.ceil(len(x) / batch_size)
+    steps_per_epoch = math.ceil(len(as_tensors(data)[0]) / batch_size)
     rewiring = DSR(net, masks, target=target, every=every, threshold=threshold, tolerance=tolerance,
                    last_step=(epochs - 1) * steps_per_epoch, seed=seed, listeners=listeners)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)

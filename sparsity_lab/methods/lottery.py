@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..masks import apply_masks, baked, check_sparsity, effective_weights
+from ..masks import apply_masks, baked, check_sparsity, effective_weights, random_masks
 from ..train import TrainState, evaluate, fit
 from .base import MethodResult
 
@@ -46,13 +46,8 @@ def prune_survivors(weights: dict[str, torch.Tensor], masks: dict[str, torch.Ten
 
 def random_masks_like(masks: dict[str, torch.Tensor], seed: int = 0) -> dict[str, torch.Tensor]:
     """Random masks keeping, in each layer, as many weights as `masks` does (positions drawn from `seed`)."""
-    generator = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, mask in masks.items():
-        new = torch.zeros(mask.numel(), dtype=torch.bool)
-        new[torch.randperm(mask.numel(), generator=generator)[:int(mask.sum())]] = True
-        out[name] = new.reshape(mask.shape)
-    return out
+    return random_masks({n: tuple(m.shape) for n, m in masks.items()}, {n: int(m.sum()) for n, m in masks.items()},
+                        torch.Generator().manual_seed(seed))
 
 
 def reinitialised(model: nn.Module, seed: int) -> nn.Module:
