@@ -1,4 +1,5 @@
 """`sparsity-lab bench compaction`: dense vs compacted latency, measured in one run, beside the FLOP reduction.
+(`sparsity-lab bench methods`, every method on one footing, is `experiments.methods_bench`.)
 
 Structured cases are the published structures: LeNet-500-300 → 537-217-130 (Sparse VD), 434-174-78 (SSL),
 245-160-55 (SBP); LeNet5-Caffe → 3-18-(288)-283 (SBP's 3-18-284-283: we remove whole conv2 maps at the flatten, so
@@ -29,6 +30,7 @@ from torch import nn
 
 from .compact import assert_equivalent, compact
 from .cost import compare_latency, flops
+from .experiments import methods_bench
 from .masks import apply_masks, baked, combine
 from .methods.magnitude import magnitude
 from .models import MLP, LeNet5, LSTMLanguageModel, to_nn_lstm
@@ -200,14 +202,21 @@ def table(records: list[dict]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suite", choices=["compaction"], help="which benchmark to run")
-    parser.add_argument("--json", metavar="FILE", help="also write the records as a JSON list ('-' for stdout)")
+    parser.add_argument("suite", choices=["compaction", "methods"],
+                        help="compaction: dense vs compacted latency of published structures; methods: every method "
+                             "on one footing (experiments.methods_bench)")
+    parser.add_argument("--json", metavar="FILE", help="compaction: also write the records as a JSON list ('-' for "
+                        "stdout)")
     parser.add_argument("--min-run-time", type=float, default=0.1,
                         help="seconds per timing; each is repeated in 5 alternating rounds (default 0.1)")
-    parser.add_argument("--quick", action="store_true", help="small LSTM vocabulary and sequence: a smoke test")
+    parser.add_argument("--quick", action="store_true", help="a smoke test: compaction with a small LSTM; methods "
+                        "on tiny networks for one epoch")
+    methods_bench.add_arguments(parser.add_argument_group("methods"))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.suite == "methods":
+        return methods_bench.run(args)
     start = time.perf_counter()
     records = compaction(min_run_time=args.min_run_time, quick=args.quick)
     if args.json != "-":

@@ -321,3 +321,26 @@ class DSTLesson:
     dsr_fraction: float = knob(help="DSR: target fraction of the connections pruned per reallocation")
     seeds: tuple = knob(help="seeds of the cached sweep (initialisation, masks, minibatch order and data split)")
     sweep_cached: bool = knob(help="read the sweep from the package's cache")
+
+
+# ---------------------------------------------------------------------------------------------- lesson 11
+@dataclass(frozen=True)
+class MethodsBench:
+    """Lesson 11 and `sparsity-lab bench methods`: every method in METHODS on one model, data, budget and seeds
+    (the protocol is in `experiments.methods_bench`)."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    model: str = knob(help="the network every method starts from (models.build)")
+    epochs: int = knob(help="epochs of the dense training, of training a mask chosen at θ₀ and of each method's own "
+                            "schedule")
+    finetune: int = knob(help="epochs of fine-tuning every result's survivors, masks fixed (Adam)")
+    sparsities: tuple = knob(help="target sparsities of the methods that take one (and of the lottery's rounds)")
+    strengths: dict = knob(help="method → (option, values): the knob of each method that decides its own sparsity")
+    seeds: tuple = knob(help="seeds (initialisation, data split, minibatch order, every method's randomness)")
+    large_batch: int = knob(help="the large batch latency is measured at, beside batch 1")
+    bench_cached: bool = knob(help="read the benchmark from the package's cache")
+    lr: float = knob(1.2e-3, help="Adam learning rate of the dense training, of masks trained from θ₀ and of every "
+                                  "fine-tuning")
+    batch_size: int = knob(60, help="minibatch size of those runs (Frankle & Carbin's 60)")
+    lottery_rate: float = knob(0.2, help="lottery: fraction of each layer's survivors pruned per round")
+    lottery_rounds: int = knob(4, help="lottery: most rounds (the rate rises so that this many reach the target)")

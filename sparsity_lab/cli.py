@@ -31,7 +31,8 @@ def lab(args: argparse.Namespace) -> int:
 
 # subcommand → (module, help); each module has `add_arguments(parser)` and `run(args) -> int`
 MODULES = {
-    "bench": ("sparsity_lab.bench", "measure dense vs compacted latency (`bench compaction`)"),
+    "bench": ("sparsity_lab.bench", "dense vs compacted latency (`bench compaction`); every method on one footing "
+                                   "(`bench methods`)"),
     "budget": ("sparsity_lab.budget", "run each lesson and report its wall time and peak memory"),
     "doctor": ("sparsity_lab.doctor", "check that widgets, plotly, torch and the data cache work"),
     "student": ("sparsity_lab.student", "write student copies of the lessons with solutions removed"),

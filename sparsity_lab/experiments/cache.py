@@ -30,10 +30,11 @@ def read_json(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def write_json(content: dict, path: str | Path) -> None:
+def write_json(content: dict, path: str | Path, quiet: bool = False) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(content, indent=1))
-    print(f"wrote {path}")
+    if not quiet:
+        print(f"wrote {path}")
 
 
 def sweep_arguments(doc: str, out: Path, argv=None) -> argparse.Namespace:

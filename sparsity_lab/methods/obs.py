@@ -208,7 +208,9 @@ def kron_obs_columns(w: torch.Tensor, s: torch.Tensor, a_inv: torch.Tensor, n_re
         q_all = units[alive]                                                        # (units left, b)
         x = w[:, q_all].permute(1, 0, 2)                                            # W_Q per unit: (u, out, b)
         moves = torch.linalg.solve(a_inv[q_all.unsqueeze(2), q_all.unsqueeze(1)], x.transpose(1, 2))  # M·W_Qᵀ
-        cost = 0.5 * torch.einsum("uob,ubp,po->u", x, moves, s)
+        # ½·tr(S·W_Q·M·W_Qᵀ) per unit: S·W_Q for every unit as one matrix product, then the trace with M·W_Qᵀ
+        sw = (s @ x.transpose(0, 1).reshape(len(s), -1)).reshape(len(s), *q_all.shape).permute(1, 2, 0)
+        cost = 0.5 * (moves * sw).sum((1, 2))
         best = int(cost.argmin())
         j, q = int(alive[best]), units[alive[best]]
         w -= moves[best].t() @ a_inv[q]

@@ -629,3 +629,231 @@ def test_lesson10_q3_a_simulated_chain_has_the_reference_mean():
     assert abs(float(means.mean()) - _q3_reference()) < 4 * standard_error
     assert abs(float((theta > T_Q3 / ALPHA_Q3).double().mean()) - math.exp(-1)) < 0.03
     assert abs(float(means.mean()) - T_Q3 / (2 * ALPHA_Q3)) > 20 * standard_error     # T/(2α) is far off
+
+
+# --- lesson 11, against the package's Pareto front, methods_bench.averaged and answers worked out by hand -------
+
+def _lesson11_points(rng, n: int, grid: int) -> list[tuple[float, float]]:
+    return [(float(rng.integers(grid)), float(rng.integers(grid))) for _ in range(n)]
+
+
+def test_lesson11_q1_brute_force_agrees_with_the_package_front_on_random_cases_with_ties():
+    from sparsity_lab.exercises.lesson11 import _reference_front, front
+    from sparsity_lab.pareto import pareto_front
+
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        points = _lesson11_points(rng, int(rng.integers(0, 25)), grid=int(rng.integers(2, 8)))
+        assert _reference_front(points) == pareto_front(points) == front(points), points
+    assert pareto_front([(2.0, 2.0)] * 2 + [(1.0, 3.0), (2.0, 3.0)]) == [0, 1, 2]         # copies kept, (2, 3) not
+
+
+def test_lesson11_q1_hand_cases_have_the_answers_worked_out_by_hand():
+    from sparsity_lab.exercises.lesson11 import _q1_cases, _reference_front
+
+    by_label = {case.label: _reference_front(*case.args) for case in _q1_cases()}
+    assert by_label["one point"] == [0] and by_label["no points"] == []
+    assert by_label["five points, three on the front"] == [0, 1, 3]           # (1,5), (2,3), (4,1)
+    assert by_label["equal errors: (1, 3) dominates (1, 5)"] == [1, 2]
+    assert by_label["a duplicate on the front"] == [0, 1, 2, 3]               # both (2, 2), (1, 3), (3, 1)
+    assert by_label["a vertical line: one error"] == [1] and by_label["a horizontal line: one cost"] == [1]
+    assert by_label["three equal points"] == [0, 1, 2]
+    assert all(len(by_label[f"{n} random points"]) >= 3 for n in (12, 30, 60))  # random fronts are not trivial
+
+
+def _lesson11_q1_students():
+    """Wrong fronts a learner might write (not the module's own variants), each with the diagnosis it must get."""
+    def points_not_indices(points):
+        return [p for i, p in enumerate(points)
+                if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)]
+
+    def strictly_both(points):
+        return [i for i, p in enumerate(points) if all(not (q[0] < p[0] and q[1] < p[1]) for q in points)]
+
+    def drops_duplicates(points):
+        return [i for i, p in enumerate(points)
+                if not any(j != i and q[0] <= p[0] and q[1] <= p[1] for j, q in enumerate(points))]
+
+    def maximises(points):
+        return [i for i, p in enumerate(points)
+                if not any(q[0] >= p[0] and q[1] >= p[1] and tuple(q) != tuple(p) for q in points)]
+
+    def sweep_unsorted(points):
+        kept, cheapest = [], float("inf")
+        for i in sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1])):
+            if points[i][1] < cheapest or (kept and points[i] == points[kept[-1]]):
+                kept.append(i)
+                cheapest = min(cheapest, points[i][1])
+        return kept
+
+    return [(points_not_indices, "return their indices"), (strictly_both, "strictly better on both"),
+            (drops_duplicates, "Equal points vanish"), (maximises, "lower error and lower cost are better"),
+            (sweep_unsorted, "ascending order")]
+
+
+def test_lesson11_q1_known_mistakes_are_diagnosed_and_a_right_answer_passes():
+    from sparsity_lab.pareto import pareto_front
+
+    q1 = for_lesson("11").q1
+    for wrong, diagnosis in _lesson11_q1_students():
+        verdict = q1.verdict(wrong)
+        assert not verdict.ok and verdict.attempted and diagnosis in verdict.message, (wrong.__name__, verdict.message)
+    assert q1.check(pareto_front, quiet=True)
+    assert q1.check(lambda points: tuple(pareto_front(points)), quiet=True)     # any sequence of the indices
+
+
+def test_lesson11_hand_made_records_average_to_the_numbers_the_cases_are_built_on():
+    from sparsity_lab.exercises.lesson11 import Q2_TABLES, Q3_TABLES
+    from sparsity_lab.experiments.methods_bench import averaged
+
+    rows = averaged(Q2_TABLES[0][0]).set_index("method")
+    assert rows.loc["l0-neurons", "error"] == pytest.approx(2.6) and rows.loc["l0-neurons", "seeds"] == 3
+    assert rows.loc["l0-neurons", "speedup_large"] == pytest.approx(4.0)
+    assert "obs" not in rows.index                                               # the failed run is left out
+    assert averaged(Q2_TABLES[1][0]).set_index(["method", "value"]).loc[("snip", 0.8), "speedup_large"] == 2.0
+    assert all(len(averaged(t)) == 6 for t in Q3_TABLES)
+
+
+def test_lesson11_q2_reference_picks_what_was_worked_out_by_hand():
+    """Table 1 at 3×: l0-neurons (2.6%, 4×) beats ssl-neurons (2.8%, 5×) and magnitude-neuron-layer (6%, 12×);
+    table 2 at 2×: snip 0.8 (2.3%) sits exactly at 2.0×, and set 0.9 (1.95%) reaches only 1.5×."""
+    from sparsity_lab.exercises.lesson11 import Q2_TABLES, _reference_pick
+
+    assert _reference_pick(*Q2_TABLES[0]) == ("l0-neurons", 0.9)
+    assert _reference_pick(*Q2_TABLES[1]) == ("snip", 0.8)
+    assert _reference_pick(Q2_TABLES[0][0], 1.0) == ("obd", 0.5)
+    assert _reference_pick(Q2_TABLES[0][0], 10.0) == ("magnitude-neuron-layer", 0.95)
+
+
+def _lesson11_random_records(seed: int) -> list[dict]:
+    from sparsity_lab.exercises.lesson11 import _records
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(8):
+        nonzero = int(rng.integers(1000, 200000))
+        compact = nonzero if rng.random() < 0.5 else int(rng.integers(nonzero, 266200))
+        rows.append((f"method-{k}", round(0.5 + 0.05 * k, 2), tuple(rng.uniform(1.5, 9.0, 3).round(3)),
+                     float(rng.uniform(0.5, 12.0)), float(rng.uniform(0.5, 6.0)), nonzero, compact))
+    return _records(rows)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lesson11_q2_and_q3_references_agree_with_averaged_on_random_records(seed):
+    from sparsity_lab.exercises.lesson11 import _reference_mislead, _reference_pick, flops_mislead, pick_for_budget
+
+    records = _lesson11_random_records(seed)
+    for budget in (1.0, 3.0, 6.0):
+        method, value = pick_for_budget(records, budget)
+        assert _reference_pick(records, budget) == (method, pytest.approx(value))
+    method, value = flops_mislead(records)
+    assert _reference_mislead(records) == (method, pytest.approx(value))
+
+
+def _lesson11_q2_students():
+    """Wrong picks a learner might write with pandas, each with the diagnosis it must get."""
+    from sparsity_lab.experiments.methods_bench import averaged, table
+
+    def best(rows, by="error"):
+        row = rows.loc[rows[by].idxmin()]
+        return row["method"], row["value"]
+
+    def one_run(records, s, seed=None):
+        runs = table([r for r in records if r["status"] == "ok" and seed in (None, r["seed"])])
+        return best(runs[runs["speedup_large"] >= s], "test_error")
+
+    return [(lambda records, s: best(averaged(records).query("speedup_b1 >= @s")), "batch-1 speed-up"),
+            (lambda records, s: best(averaged(records)), "ignores the budget"),
+            (lambda records, s: best(averaged(records).query("speedup_large >= @s"), "flops_nonzero"), "fewest FLOPs"),
+            (lambda records, s: best(averaged(records).query("speedup_large >= @s"), "flops_compact"), "fewest FLOPs"),
+            (one_run, "best single run"), (lambda records, s: one_run(records, s, seed=0), "one seed only"),
+            (lambda records, s: best(averaged(records).query("speedup_large > @s")), "exactly at the budget"),
+            (lambda records, s: min(((r["method"], r["value"]) for r in records if r["speedup_large"] >= s),
+                                    key=lambda k: k[0]), "raised KeyError")]         # the failed run is not skipped
+
+
+def test_lesson11_q2_known_mistakes_are_diagnosed_and_a_right_answer_passes():
+    from sparsity_lab.exercises.lesson11 import _means
+
+    q2 = for_lesson("11").q2
+    for wrong, diagnosis in _lesson11_q2_students():
+        verdict = q2.verdict(wrong)
+        assert not verdict.ok and verdict.attempted and diagnosis in verdict.message, (diagnosis, verdict.message)
+
+    def by_hand(records, min_speedup):
+        rows = _means(records)
+        return min((k for k in rows if rows[k]["speedup_large"] >= min_speedup), key=lambda k: rows[k]["test_error"])
+
+    assert q2.check(by_hand, quiet=True)
+
+
+def test_lesson11_q3_reference_picks_what_was_worked_out_by_hand():
+    """Table 1: magnitude-weight-global at 98% promises 266200/5324 = 50× and measures 2×, a factor 25; snip at 99%
+    promises more (100×) but measures 6× (16.7); the network with no weights is skipped. Table 2: SET at 95% promises
+    20× at 1.5×, a factor 13.3, against 10 for snip and 8.3 for magnitude at 99%."""
+    from sparsity_lab.exercises.lesson11 import Q3_TABLES, _means, _reference_mislead
+
+    assert _reference_mislead(Q3_TABLES[0]) == ("magnitude-weight-global", 0.98)
+    assert _reference_mislead(Q3_TABLES[1]) == ("set", 0.95)
+    row = _means(Q3_TABLES[0])[("magnitude-weight-global", 0.98)]
+    assert row["flops_dense"] / row["flops_nonzero"] / row["speedup_large"] == pytest.approx(25.0)
+
+
+def _lesson11_q3_students():
+    """Wrong answers a learner might write with pandas, each with the diagnosis it must get."""
+    from sparsity_lab.experiments.methods_bench import averaged
+
+    def worst(records, flops="flops_nonzero", speed="speedup_large", score=lambda promise, speed: promise / speed,
+              skip=True):
+        rows = averaged(records)
+        rows = rows[rows["flops_nonzero"] > 0] if skip else rows
+        factor = score(rows["flops_dense"] / rows[flops], rows[speed])
+        row = rows.loc[factor.idxmax()]
+        return row["method"], row["value"]
+
+    return [(lambda r: worst(r, flops="flops_compact"), "flops_dense / flops_compact"),
+            (lambda r: worst(r, speed="speedup_b1"), "batch-1 speed-up"),
+            (lambda r: worst(r, score=lambda promise, speed: promise), "largest promise alone"),
+            (lambda r: worst(r, score=lambda promise, speed: speed / promise), "upside down"),
+            (lambda r: worst(r, skip=False), "no nonzero FLOPs")]
+
+
+def test_lesson11_q3_known_mistakes_are_diagnosed_and_a_right_answer_passes():
+    from sparsity_lab.exercises.lesson11 import Q3_EXPLANATION, _means
+
+    q3 = for_lesson("11").reveal_solutions().q3
+    for wrong, diagnosis in _lesson11_q3_students():
+        verdict = q3.verdict(wrong)
+        assert not verdict.ok and verdict.attempted and diagnosis in verdict.message, (diagnosis, verdict.message)
+
+    def by_hand(records):
+        rows = {k: r for k, r in _means(records).items() if r["flops_nonzero"]}
+        return max(rows, key=lambda k: rows[k]["flops_dense"] / rows[k]["flops_nonzero"] / rows[k]["speedup_large"])
+
+    assert q3.check(by_hand, quiet=True)
+    assert Q3_EXPLANATION in q3.solution_text and "def flops_mislead" in q3.solution_text
+
+
+def test_lesson11_blank_and_stub_read_as_not_attempted(capsys):
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+
+    for exercise in for_lesson("11"):
+        for blank in (BLANK, stub):
+            verdict = exercise.verdict(blank)
+            assert not verdict.ok and not verdict.attempted and "not attempted yet" in verdict.message
+        assert exercise.check(exercise.example) and "✓" in capsys.readouterr().out
+
+
+def test_lesson11_references_agree_with_the_cached_benchmark():
+    """Once sparsity_lab/results/methods_bench.json exists: the references and the pandas examples agree on it."""
+    from sparsity_lab.exercises import lesson11
+    from sparsity_lab.experiments.methods_bench import BENCH_FILE, load_bench
+
+    if not BENCH_FILE.exists():
+        pytest.skip("the benchmark cache is not made yet")
+    records = load_bench()["records"]
+    method, value = lesson11.pick_for_budget(records, lesson11.MIN_SPEEDUP_Q2)
+    assert lesson11._reference_pick(records, lesson11.MIN_SPEEDUP_Q2) == (method, pytest.approx(value))
+    method, value = lesson11.flops_mislead(records)
+    assert lesson11._reference_mislead(records) == (method, pytest.approx(value))
