@@ -8,6 +8,8 @@ methods to show, and watch the Pareto front re-form over what is left.
 
 from __future__ import annotations
 
+import math
+
 import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
@@ -23,8 +25,10 @@ class ParetoExplorer(View):
     Controls: `cost` (a key of COSTS: FLOPs of the nonzero weights, FLOPs after compaction, time relative to dense
     at batch 1 or at a large batch); `structured` and `unstructured` (checkboxes; the dense reference is neither
     and stays, unless its family box is off); `families` (family → checkbox); `methods` (a multi-select, all
-    chosen to start). A point is shown when it passes all four. Every change redraws the figure and recomputes the
-    front over the shown points only; `front` holds its rows (cheapest first) and `status` names them.
+    chosen to start); `max_error` (a slider: hide results with a higher test error, e.g. networks pruned to
+    nothing; it starts at the worst error, showing all). A point is shown when it passes all five. Every change
+    redraws the figure and recomputes the front over the shown points only; `front` holds its rows (cheapest
+    first) and `status` names them.
 
     Headless: `explorer.families["magnitude"].value = False; explorer.figure.data[-1].x` (the front's costs)."""
 
@@ -46,9 +50,13 @@ class ParetoExplorer(View):
         methods = list(dict.fromkeys(self.rows["method"]))
         self.methods = W.SelectMultiple(options=methods, value=tuple(methods), rows=min(12, len(methods)),
                                         description="methods")
+        top = math.ceil(float(self.rows["error"].max()))   # starts at the worst error: every point shown
+        self.max_error = W.FloatSlider(value=top, min=0, max=top, step=1, description="max error %",
+                                       continuous_update=False, style={"description_width": "initial"})
         self.status = W.HTML()
         self.figure = go.FigureWidget()
-        for control in (self.cost, self.structured, self.unstructured, self.methods, *self.families.values()):
+        for control in (self.cost, self.structured, self.unstructured, self.methods, self.max_error,
+                        *self.families.values()):
             control.observe(self.update, names="value")
         self.update()
 
@@ -60,7 +68,8 @@ class ParetoExplorer(View):
             (~structured & self.unstructured.value)
         families = rows["family"].map(lambda f: self.families[f].value)
         methods = rows["method"].isin(self.methods.value)
-        return rows[kind & families & methods].reset_index(drop=True)
+        good_enough = (rows["family"] == "dense") | (rows["error"] <= self.max_error.value)
+        return rows[kind & families & methods & good_enough].reset_index(drop=True)
 
     def update(self, *_) -> None:
         """Redraw the figure for the controls' values, and recompute `front` and `status`."""
@@ -77,7 +86,7 @@ class ParetoExplorer(View):
 
     @property
     def widget(self) -> W.Widget:
-        kinds = W.HBox([W.HTML("<b>show</b>&nbsp;"), self.structured, self.unstructured])
+        kinds = W.HBox([W.HTML("<b>show</b>&nbsp;"), self.structured, self.unstructured, self.max_error])
         families = W.HBox([W.HTML("<b>families</b>&nbsp;"), *self.families.values()],
                           layout=W.Layout(flex_flow="row wrap"))
         return W.VBox([self.cost, kinds, families, W.HBox([self.methods, self.figure]), self.status])

@@ -196,3 +196,19 @@ def test_each_bad_input_is_named():
     with pytest.raises(ValueError, match="rows is empty"):
         ParetoExplorer([])
     assert [t.name for t in front_figure([]).data] == ["Pareto front"]
+
+
+def test_the_max_error_slider_hides_worse_results_but_never_the_dense_reference():
+    rows = [{"method": "dense", "family": "dense", "structured": False, "error": 6.0, "flops_nonzero": 2e5,
+             "flops_compact": 2e5, "speedup_b1": 1.0, "speedup_large": 1.0},
+            {"method": "a", "family": "magnitude", "structured": True, "error": 7.0, "flops_nonzero": 5e4,
+             "flops_compact": 5e4, "speedup_b1": 2.0, "speedup_large": 4.0},
+            {"method": "b", "family": "magnitude", "structured": False, "error": 89.5, "flops_nonzero": 1e3,
+             "flops_compact": 1e5, "speedup_b1": 1.5, "speedup_large": 2.0}]
+    explorer = ParetoExplorer(rows)
+    assert explorer.max_error.value == 90 and set(explorer.visible()["method"]) == {"dense", "a", "b"}
+    explorer.max_error.value = 89      # one step left from the start hides the worst point
+    assert set(explorer.visible()["method"]) == {"dense", "a"}
+    assert list(explorer.front["method"]) == ["a", "dense"]
+    explorer.max_error.value = 0
+    assert set(explorer.visible()["method"]) == {"dense"}
