@@ -192,12 +192,13 @@ def adam_fit(net: nn.Module, data, epochs: int, lr: float, batch_size: int, seed
 
 @functools.cache
 def _dense(model: str, source: str, seed: int, epochs: int, lr: float, batch_size: int, quick: bool) -> nn.Module:
-    data = bench_data(source, seed, quick, _images(model, quick))
+    data = data_for(model, source, seed, quick)
     return adam_fit(network(model, seed, quick), data, epochs, lr, batch_size, seed)
 
 
-def _images(model: str, quick: bool) -> int:
-    return (16 if model.startswith("lenet5") else 8) if quick else 28
+def data_for(model: str, source: str, seed: int, quick: bool = False) -> Dataset:
+    """`bench_data` at the image size `model` takes (quick: 8×8 digits for the MLP, 16×16 for LeNet5)."""
+    return bench_data(source, seed, quick, (16 if model.startswith("lenet5") else 8) if quick else 28)
 
 
 def dense_trained(model: str, seed: int, recipe, quick: bool = False) -> nn.Module:
@@ -211,7 +212,7 @@ def run_method(name: str, recipe, knob: str, value, seed: int, quick: bool = Fal
     """Run one method at one setting by the protocol: (its fine-tuned compact network, the masks of its nonzeros,
     the full-size masks the method returned, the epochs of training it took)."""
     method, model = METHODS[name], model_for(name, recipe.model)
-    data = bench_data(recipe.source, seed, quick, _images(model, quick))
+    data = data_for(model, recipe.source, seed, quick)
     trained_start = method.family in POST_TRAINING
     start = dense_trained(model, seed, recipe, quick) if trained_start else network(model, seed, quick)
     opts = options(name, recipe, knob, value, quick)
@@ -231,9 +232,8 @@ def run_dense(recipe, seed: int, quick: bool = False):
     """The reference: the dense network trained `epochs`, then `finetune` more, as every result is; run_method's
     tuple."""
     model, (e, finetune) = recipe.model, (1, 1) if quick else (recipe.epochs, recipe.finetune)
-    net = adam_fit(dense_trained(model, seed, recipe, quick), bench_data(recipe.source, seed, quick,
-                                                                         _images(model, quick)),
-                   finetune, recipe.lr, recipe.batch_size, seed)
+    data = data_for(model, recipe.source, seed, quick)
+    net = adam_fit(dense_trained(model, seed, recipe, quick), data, finetune, recipe.lr, recipe.batch_size, seed)
     masks = {n: torch.ones_like(w, dtype=torch.bool) for n, w in effective_weights(net).items()}
     return net, masks, masks, e + finetune
 

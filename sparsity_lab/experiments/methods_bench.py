@@ -92,7 +92,7 @@ def record(task: tuple, outcome, seconds: float, recipe, quick: bool) -> dict:
         return {**row, "status": "error", "message": outcome}
     final, masks, full_masks, epochs = outcome
     model = recipe.model if method is None else protocol.model_for(name, recipe.model)
-    data = protocol.bench_data(recipe.source, seed, quick, protocol._images(model, quick))
+    data = protocol.data_for(model, recipe.source, seed, quick)
     torch.set_num_threads(1)
     try:
         measured = protocol.measure(final, masks, full_masks, model, data, recipe, seed, quick)
@@ -163,16 +163,14 @@ def averaged(records: list[dict]) -> pd.DataFrame:
     means = ["test_error", "sparsity", "flops_compact", "flops_nonzero", "flops_dense", "params_compact",
              "params_nonzero", "speedup_b1", "speedup_large", "epochs"]
     keys = ["method", "family", "structured", "knob", "value"]
-    grouped = frame.fillna({"value": -1.0}).groupby(keys, sort=False)
+    grouped = frame.groupby(keys, sort=False, dropna=False)   # the dense reference has no value
     out = grouped[means].mean()
     out["error_sd"] = grouped["test_error"].std(ddof=1).fillna(0.0)
     out["seeds"] = grouped["seed"].count()
     for column in ("fastest_b1", "fastest_large"):
         out[column] = grouped[column].agg(lambda v: v.mode().iloc[0])
     out["units"] = grouped["units"].first()
-    out = out.reset_index()
-    out["value"] = out["value"].where(out["value"] != -1.0)
-    return out.rename(columns={"test_error": "error"})
+    return out.reset_index().rename(columns={"test_error": "error"})
 
 
 def load_bench(path: str | Path = BENCH_FILE) -> dict:
