@@ -344,3 +344,29 @@ class MethodsBench:
     batch_size: int = knob(60, help="minibatch size of those runs (Frankle & Carbin's 60)")
     lottery_rate: float = knob(0.2, help="lottery: fraction of each layer's survivors pruned per round")
     lottery_rounds: int = knob(4, help="lottery: most rounds (the rate rises so that this many reach the target)")
+
+
+# ---------------------------------------------------------------------------------------------- lesson 12
+@dataclass(frozen=True)
+class BeyondPruning:
+    """Lesson 12: Deep Compression (prune, share weights, Huffman-code) of LeNet-300-100; distilling lesson 07's SSE
+    ensemble into one small student; HashedNets against a pruned network at equal storage. Every training run is
+    Adam with the benchmark's learning rate and minibatch."""
+
+    source: str = knob(help="MNIST source for data.load_mnist")
+    epochs: int = knob(help="Adam epochs of the dense LeNet-300-100 and of the hashed network")
+    student_epochs: int = knob(help="Adam epochs of each student, with or without the teacher")
+    prune: str = knob(help="the METHODS entry that prunes the dense network (a magnitude criterion, as Han et al.)")
+    sparsity: float = knob(help="fraction of the weights pruned (Han et al.'s LeNet-300-100 keeps 8%)")
+    retrain_epochs: int = knob(help="epochs of retraining the pruned survivors, masks fixed")
+    clusters: int = knob(help="shared values per layer k (Han et al.'s LeNet-300-100: 6 bits, 64)")
+    k_choices: tuple = knob(help="the cluster counts of the k slider (no centroid fine-tuning there)")
+    centroid_epochs: int = knob(help="epochs of fine-tuning the centroids, assignments fixed")
+    centroid_lr: float = knob(help="Adam learning rate of the centroid fine-tuning")
+    index_bits: int = knob(help="bits of a stored gap between kept weights (Han et al.: 5 for fully connected layers)")
+    temperature: float = knob(help="distillation temperature T of the soft targets softmax(z/T)")
+    alpha: float = knob(help="weight of the soft (T²-scaled) loss; 1 − alpha on the hard labels")
+    student_seeds: tuple = knob(help="seeds of the students (each trained with and without the teacher)")
+    compression: float = knob(help="HashedNets: real weights per virtual weight of every layer (Chen et al.: 1/8)")
+    lr: float = knob(1.2e-3, help="Adam learning rate")
+    batch_size: int = knob(60, help="minibatch size")

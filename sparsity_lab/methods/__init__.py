@@ -16,6 +16,10 @@ sbp           structured Bayesian pruning: truncated log-normal noise per unit, 
 sgmcmc        SGLD, pSGLD, SGHMC samplers and a sample collector
 sse           Sparse Structured Ensembles: SGLD under a group sparse prior, prune, retrain, average
 sse_lstm      SSE for LSTM language models: untied, tied and ISS groups
+quantize      Deep Compression after pruning: k-means weight sharing, exact bits stored (no mask)
+huffman       Huffman coding: optimal prefix codes, canonical form, encode and decode
+hashing       HashedNets: virtual weight matrices read from a few real weights through a hash (no mask)
+distill       knowledge distillation: a student trained on a teacher's softened outputs (no mask)
 registry      METHODS: name → Method
 
     from sparsity_lab.methods import METHODS, MethodResult

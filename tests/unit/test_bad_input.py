@@ -11,7 +11,7 @@ from sparsity_lab.corpus import Corpus, entropy_rate, stationary_distribution, s
 from sparsity_lab.cost import flops
 from sparsity_lab.experiments.pretrained import pretrained
 from sparsity_lab.masks import apply_masks, as_bool
-from sparsity_lab.methods import METHODS, l0, sbp, vdrop
+from sparsity_lab.methods import METHODS, distill, hashing, l0, quantize, sbp, vdrop
 from sparsity_lab.methods.base import select_groups, select_weights
 from sparsity_lab.methods.lottery import lottery_tickets
 from sparsity_lab.methods.obs import obs_saliency
@@ -191,6 +191,63 @@ BAD = [
     ("index lists for an MLP", lambda: IndexListLSTMLanguageModel(mlp()), "needs an LSTMLanguageModel"),
     ("an nn.LSTM export of an MLP", lambda: to_nn_lstm(mlp()), r"to_nn_lstm needs an LSTMLanguageModel.*got MLP"),
     ("CSR matrices for a LeNet5", lambda: CSRMLP(LeNet5(3, 4, 5, image_size=16)), "needs an MLP"),
+    # weight sharing and storage (Deep Compression)
+    ("k-means with k = 0", lambda: quantize.kmeans_1d(torch.rand(5), 0), "k must be an integer ≥ 1, got 0"),
+    ("k-means of nothing", lambda: quantize.kmeans_1d(torch.zeros(0), 2), "values must be a non-empty 1-D tensor"),
+    ("a k-means initialisation that does not exist", lambda: quantize.kmeans_1d(torch.rand(5), 2, init="kmeans++"),
+     "init must be one of"),
+    ("negative k-means iterations", lambda: quantize.kmeans_1d(torch.rand(5), 2, iters=-1),
+     "iters must be an integer ≥ 0"),
+    ("sharing weights into 0 clusters", lambda: quantize.share_weights(mlp(), k=0), "k must be an integer ≥ 1"),
+    ("a per-layer k naming an unknown layer", lambda: quantize.share_weights(mlp(), k={"layers.0.weight": 4,
+                                                                                      "layers.1.weight": 4,
+                                                                                      "layers.9.weight": 4}),
+     r"k names unknown weights \['layers.9.weight'\]"),
+    ("fine-tuning centroids of an unshared model", lambda: quantize.fine_tune_centroids(mlp(), XY),
+     "has no shared weights"),
+    ("a negative centroid learning rate", lambda: quantize.fine_tune_centroids(quantize.share_weights(mlp(), k=2),
+                                                                              XY, lr=-1.0), "lr must be a finite"),
+    ("a storage stage that does not exist", lambda: quantize.storage(mlp(), stage="zipped"), "stage must be one of"),
+    ("a negative sparse-index width", lambda: quantize.storage(mlp(), index_bits=-1),
+     r"index_bits must be an integer in 1..16, got -1"),
+    ("the shared stage of an unquantised model", lambda: quantize.storage(nn.Linear(30, 30), stage="shared"),
+     "needs a share_weights model, or a baked one with at most 256"),
+    ("CSR bits of a vector", lambda: quantize.csr_bits(torch.ones(3)), "at least 2 dimensions"),
+    ("a negative Huffman count", lambda: quantize.huffman_lengths({"a": -1}), "counts must be integers ≥ 0"),
+    ("Huffman-decoding a non-binary string", lambda: quantize.decode("012", {"a": "0", "b": "1"}),
+     "bits must be a string of '0' and '1'"),
+    ("Huffman-decoding a truncated word", lambda: quantize.decode("1", {"a": "0", "b": "10"}),
+     "bits end inside a code word"),
+    ("encoding a symbol the code lacks", lambda: quantize.encode("ab", {"a": "0"}), "symbol 'b' has no code word"),
+    # beyond pruning: HashedNets and distillation
+    ("a hash with no buckets", lambda: hashing.bucket_index(3, 4, 0), r"buckets must be an integer in \[1, 12\]"),
+    ("more buckets than virtual weights", lambda: hashing.HashedLinear(4, 3, buckets=13),
+     r"buckets must be an integer in \[1, 12\].*got 13"),
+    ("a negative hash seed", lambda: hashing.sign_hash(3, 4, seed=-1), r"seed must be an integer in \[0, 2\^32\)"),
+    ("a compression above 1", lambda: hashing.hashed_mlp([4, 3, 2], compression=1.5),
+     r"compression must be a number in \(0, 1\].*got 1.5"),
+    ("a compression of 0", lambda: hashing.hashed_mlp([4, 3, 2], compression=0.0), r"compression must be .* got 0.0"),
+    ("both a compression and bucket counts", lambda: hashing.hashed_mlp([4, 3, 2], compression=0.5, buckets=[2, 2]),
+     "give exactly one of compression"),
+    ("bucket counts for the wrong number of layers", lambda: hashing.hashed_mlp([4, 3, 2], buckets=[2]),
+     r"buckets must give one count per layer \(2\)"),
+    ("a hashed MLP on images of the wrong size",
+     lambda: fit(hashing.hashed_mlp([4, 3, 2], compression=0.5), (torch.rand(8, 5), torch.zeros(8, dtype=torch.long)),
+                 batch_size=8, progress=False), r"x has shape \(8, 5\).*HashedMLP reads \(B, 4\) features"),
+    ("expanding a model that is not hashed", lambda: hashing.expand(mlp()), "expand needs a HashedMLP.*got MLP"),
+    ("a distillation temperature of 0", lambda: distill.soft_targets(torch.zeros(2, 3), 0.0),
+     "temperature must be a finite number > 0, got 0.0"),
+    ("a distillation weight above 1", lambda: distill.distillation_loss(torch.zeros(2, 3), torch.zeros(2, 3),
+                                                                        torch.zeros(2, dtype=torch.long), alpha=1.5),
+     r"alpha must be in \[0, 1\].*got 1.5"),
+    ("teacher logits of another shape", lambda: distill.distillation_loss(torch.zeros(2, 3), torch.zeros(2, 4),
+                                                                          torch.zeros(2, dtype=torch.long)),
+     r"teacher_logits has shape \(2, 4\), but student_logits has \(2, 3\)"),
+    ("no labels for the hard loss", lambda: distill.distillation_loss(torch.zeros(2, 3), torch.zeros(2, 3), None,
+                                                                      alpha=0.5), "y may be None only when alpha = 1"),
+    ("an ensemble teacher with no members", lambda: distill.EnsembleTeacher([]), "members must be a non-empty"),
+    ("distillation at a negative temperature, before training",
+     lambda: distill.distil(mlp(), mlp(), XY, temperature=-1.0), "temperature must be a finite number > 0"),
     ("a recipe scale that does not exist", lambda: recipes.get("02", "huge"), "scale must be one of"),
 ]
 

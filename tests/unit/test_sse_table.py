@@ -5,6 +5,7 @@ every cached seed."""
 import dataclasses
 
 import pytest
+import torch
 
 from sparsity_lab import recipes
 from sparsity_lab.data import load_mnist
@@ -56,3 +57,19 @@ def test_on_every_cached_seed_the_group_prior_leaves_fewer_flops_than_l1_at_equa
     rows = _rows(seed)
     sparsity = f"{RECIPE.sparsities[0]:.0%}"
     assert rows[f"SGLD+GSP+PR, {sparsity} sparse"]["FLOPs ×"] < rows[f"SGLD+L1+PR, {sparsity} sparse"]["FLOPs ×"]
+
+
+def test_the_cached_sse_members_are_what_the_command_makes():
+    """Lesson 12's teacher: lesson 07's seed-0 ensemble, cached; rerunning the chain gives the same members."""
+    from sparsity_lab.data import load_mnist
+    from sparsity_lab.experiments import sse_members as S
+    from sparsity_lab.recipes import get
+
+    digits = load_mnist(seed=0, source=get("07", "classroom").source)
+    cached, fresh = S.sse_members(), S.run(digits)
+    assert [m.sizes for m in cached] == [m.sizes for m in fresh]
+    for a, b in zip(cached, fresh, strict=True):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    with pytest.raises(ValueError, match="pass the digits"):
+        S.sse_members(seed=5)
