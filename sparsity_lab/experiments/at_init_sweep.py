@@ -32,7 +32,7 @@ from ..methods.lottery import lottery_tickets, random_masks_like, reinitialised
 from ..models import build
 from ..recipes import AtInitLesson, get
 from ..train import evaluate, fit
-from .cache import pack, read_json, run_seeds, sweep_arguments, unpack, write_json
+from .cache import pack, read_json, record_made_here, run_seeds, sweep_arguments, unpack, write_json
 
 SWEEP_FILE = Path(__file__).resolve().parents[1] / "results" / "at_init_sweep.json"
 MASKS_FILE = SWEEP_FILE.with_name("at_init_masks.pt")
@@ -147,6 +147,7 @@ def main(argv=None) -> None:
         if seed == recipe.seeds[0]:
             torch.save(tickets, Path(args.out).with_name(MASKS_FILE.name))
     write_json(out, args.out)
+    record_made_here(args.out, Path(args.out).with_name(MASKS_FILE.name))
 
 
 def load_sweep(path: str | Path = SWEEP_FILE) -> dict:

@@ -35,7 +35,7 @@ from ..models import build
 from ..recipes import DSTLesson, get
 from ..structure import widths
 from ..train import evaluate, fit
-from .cache import read_json, run_seeds, sweep_arguments, write_json
+from .cache import read_json, record_made_here, run_seeds, sweep_arguments, write_json
 
 SWEEP_FILE = Path(__file__).resolve().parents[1] / "results" / "dst_sweep.json"
 MODEL = "lenet-300-100"
@@ -127,6 +127,7 @@ def main(argv=None) -> None:
     recipe = get("10", args.scale)
     done = run_seeds(_one_seed, args.scale, recipe.seeds, args.jobs)
     write_json({"recipe": dataclasses.asdict(recipe), "records": [r for rows in done for r in rows]}, args.out)
+    record_made_here(args.out)
 
 
 def load_sweep(path: str | Path = SWEEP_FILE) -> dict:

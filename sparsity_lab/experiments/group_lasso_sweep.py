@@ -21,6 +21,7 @@ from ..methods.magnitude import magnitude
 from ..models import build
 from ..recipes import SSLBudget, get
 from ..train import evaluate, sgd_stages
+from .cache import record_made_here
 
 
 def bits(keep: torch.Tensor) -> str:
@@ -102,5 +103,6 @@ def main(argv: list[str] | None = None) -> None:
     sweep["lenet5_dense"] = {"error": evaluate(dense, data)["error"], "stages": list(lenet.dense)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(sweep, indent=1))
+    record_made_here(args.out)
     print(f"wrote {args.out}")
 

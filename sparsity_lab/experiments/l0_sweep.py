@@ -24,6 +24,7 @@ from ..models import build
 from ..recipes import L0Lesson, get
 from ..structure import widths
 from ..train import evaluate, fit
+from .cache import record_made_here
 from .group_lasso_sweep import bits
 
 SWEEP_FILE = Path(__file__).resolve().parents[1] / "results" / "l0_sweep.json"
@@ -77,6 +78,7 @@ def main(argv=None) -> None:
     digits = load_mnist(seed=args.seed, source=recipe.source)
     sweep = mlp_sweep(digits, recipe, seed=args.seed)
     args.out.write_text(json.dumps(sweep, indent=1) + "\n")
+    record_made_here(args.out)
     print(f"wrote {args.out}: dense {sweep['dense']['error']:.1f}%; " + ", ".join(
         f"λ×{p['scale']:g}: {'-'.join(map(str, p['sizes']))} at {p['error']:.1f}%" for p in sweep["points"]))
 

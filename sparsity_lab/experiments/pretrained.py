@@ -21,6 +21,7 @@ from ..data import load_mnist
 from ..models import build
 from ..recipes import get
 from ..train import sgd_stages
+from .cache import record_made_here
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / "results" / "pretrained"
 NETWORKS = {"lenet-500-300": "mlp", "lenet5-caffe": "lenet5"}   # network → its budget in lesson 02's recipe
@@ -74,6 +75,7 @@ def main(argv=None) -> None:
     for name in NETWORKS:
         model = train(name, data, "classroom", args.seed, progress=True)
         torch.save(model.state_dict(), cache_file(name, args.seed))
+        record_made_here(cache_file(name, args.seed))
         print(f"wrote {cache_file(name, args.seed)}")
 
 

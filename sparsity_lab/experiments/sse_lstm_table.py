@@ -26,7 +26,7 @@ from ..methods.sse_lstm import GROUPINGS, hidden_sizes, run_sse_lstm, sse_flops,
 from ..models import LSTMLanguageModel, build
 from ..recipes import SSELSTMLesson, get
 from ..train import sgd_stages
-from .cache import pack, unpack
+from .cache import pack, record_made_here, unpack
 
 TABLE_FILE = Path(__file__).resolve().parents[1] / "results" / "sse_lstm_table.json"
 MASKS_FILE = TABLE_FILE.with_name("sse_lstm_masks.pt")
@@ -116,6 +116,7 @@ def main(argv=None) -> None:
         if seed == recipe.seeds[0]:
             torch.save({g: pack(m) for g, m in masks.items()}, Path(args.out).with_name(MASKS_FILE.name))
     Path(args.out).write_text(json.dumps(out, indent=1))
+    record_made_here(args.out, Path(args.out).with_name(MASKS_FILE.name))
     print(f"wrote {args.out}")
 
 

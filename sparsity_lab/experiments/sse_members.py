@@ -19,6 +19,7 @@ from ..data import load_mnist
 from ..methods import sse
 from ..models import MLP, build
 from ..recipes import get
+from .cache import record_made_here
 from .sse_table import MODEL
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -68,6 +69,7 @@ def main(argv=None) -> None:
     digits = load_mnist(seed=args.seed, source=get("07", "classroom").source)
     members = run(digits, "classroom", args.seed)
     torch.save([{"sizes": m.sizes, "state": m.state_dict()} for m in members], cache_file(args.seed))
+    record_made_here(cache_file(args.seed))
     print(f"wrote {cache_file(args.seed)}: {len(members)} members, " + ", ".join("-".join(map(str, m.sizes))
                                                                                   for m in members))
 

@@ -25,6 +25,7 @@ from ..models import build
 from ..recipes import SSELesson, get
 from ..structure import widths
 from ..train import predict_proba, sgd_stages
+from .cache import record_made_here
 
 TABLE_FILE = Path(__file__).resolve().parents[1] / "results" / "sse_table.json"
 MODEL = "lenet-300-100"
@@ -103,6 +104,7 @@ def main(argv=None) -> None:
         out["seeds"][str(seed)] = seed_rows(digits, recipe, seed, progress=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
+    record_made_here(args.out)
     print(f"wrote {args.out}")
 
 

@@ -10,6 +10,7 @@ import torch
 from sparsity_lab import recipes
 from sparsity_lab.data import load_mnist
 from sparsity_lab.experiments import at_init_sweep as sweep
+from sparsity_lab.experiments.cache import agrees, made_here
 from sparsity_lab.masks import effective_weights
 from sparsity_lab.methods.lottery import prune_survivors
 from sparsity_lab.models import build
@@ -44,28 +45,30 @@ def test_every_method_is_compared_at_the_lotterys_sparsity_with_the_densities_it
 
 def test_a_slice_of_the_second_seed_recomputes_to_the_same_numbers():
     """Seed 1 (the lesson recomputes seed 0): its dense run, two lottery rounds, and GraSP with its reinit control
-    at the first compared sparsity — trained again with one thread, as the command does."""
+    at the first compared sparsity — trained again with one thread, as the command does. The same numbers on the CPU
+    that made the cache; on another, the errors within `cache.DRIFT` (and the deterministic lottery densities)."""
+    here = made_here(sweep.SWEEP_FILE)
     seed = RECIPE.seeds[1]
     torch.set_num_threads(1)
     digits = load_mnist(seed=seed, source=RECIPE.source, quiet=True)
     start = build(sweep.MODEL, seed=seed)
     dense, error = sweep.trained(start, None, digits, RECIPE, seed)
-    assert error == pytest.approx(RECORDS["dense", 0, seed]["error"], abs=1e-9)
+    assert agrees(error, RECORDS["dense", 0, seed]["error"], here)
     names = list(effective_weights(start))
     rates = {n: 0.1 if n == names[-1] else 0.2 for n in names}
     masks, net = {n: torch.ones_like(w, dtype=torch.bool) for n, w in effective_weights(start).items()}, dense
     for k in (1, 2):
         masks = prune_survivors(effective_weights(net), masks, rates)
         net, error = sweep.trained(start, masks, digits, RECIPE, seed)
-        assert error == pytest.approx(RECORDS["lottery", k, seed]["error"], abs=1e-9)
+        assert agrees(error, RECORDS["lottery", k, seed]["error"], here)
         assert sweep.densities(masks) == RECORDS["lottery", k, seed]["densities"]
     k = RECIPE.compared[0]
     rows = sweep.compared_records(start, None, digits, RECIPE, seed, RECORDS["lottery", k, seed]["sparsity"], k,
                                   criteria=("GraSP",), controls=("reinit",))
     assert [r["method"] for r in rows] == ["GraSP", "GraSP reinit"]
     for r in rows:
-        assert r["error"] == pytest.approx(RECORDS[r["method"], k, seed]["error"], abs=1e-9)
-        assert r["densities"] == RECORDS[r["method"], k, seed]["densities"]
+        assert agrees(r["error"], RECORDS[r["method"], k, seed]["error"], here)
+        assert r["densities"] == RECORDS[r["method"], k, seed]["densities"] or not here
 
 
 def test_the_stored_lottery_masks_are_the_first_seeds_tickets_at_the_compared_rounds():

@@ -287,11 +287,16 @@ def test_the_threshold_explorer_moves_the_masks_and_remeasures_the_error():
 def test_the_cached_pretrained_networks_are_what_the_command_makes():
     from sparsity_lab.data import load_mnist
     from sparsity_lab.experiments import pretrained as P
+    from sparsity_lab.experiments.cache import agrees, made_here
     from sparsity_lab.recipes import get
+    from sparsity_lab.train import evaluate
 
     digits = load_mnist(seed=0, source=get("02", "classroom").source)
     for name in P.NETWORKS:
-        cached = P.pretrained(name).state_dict()
-        fresh = P.train(name, digits).state_dict()
-        assert cached.keys() == fresh.keys()
-        assert all(torch.allclose(cached[k], fresh[k], atol=1e-5) for k in cached), name
+        cached, fresh = P.pretrained(name), P.train(name, digits)
+        assert cached.state_dict().keys() == fresh.state_dict().keys()
+        if made_here(P.cache_file(name, 0)):
+            pairs = zip(cached.state_dict().values(), fresh.state_dict().values(), strict=True)
+            assert all(torch.allclose(a, b, atol=1e-5) for a, b in pairs), name
+        else:  # another CPU: the same network up to floating-point drift, judged by what it does
+            assert agrees(evaluate(fresh, digits)["error"], evaluate(cached, digits)["error"], False), name
