@@ -34,13 +34,14 @@ SCALES = ("classroom", "paper")
 _LENET_LAM = {"conv1.filters": 2e-2, "conv2.filters": 5e-3, "conv2.channels": 2e-3, "conv2.shapes": 2.5e-3}
 _STRENGTHS = {"ssl-neurons": ("lam", (1e-3, 2e-3, 4e-3, 7e-3)), "sss-neurons": ("gamma", (0.005, 0.01, 0.02, 0.04)),
               "l0-units": ("lam", (0.5, 1.0, 2.0, 3.5)), "l0-weights": ("lam", (0.1, 0.3, 1.0, 3.0)),
-              "sparse-vd": ("n_kl", (4000, 15000, 60000, 240000)), "sbp": ("n_kl", (500, 1000, 2000, 4000))}
+              "sparse-vd": ("n_kl", (4000, 15000, 60000, 240000)), "sbp": ("n_kl", (500, 1000, 2000, 4000)),
+              "decorrelation-neurons": ("lam", (1e-3, 2e-3, 4e-3, 7e-3))}  # SSL's λ: the penalty is the difference
 # LeNet5's: around lesson 02's λ and γ and the MLP's values above, two each, not tuned at this budget.
 _LENET5_STRENGTHS = {"ssl-filters": ("lam", (5e-3, 2e-2)), "ssl-channels": ("lam", (2e-3, 8e-3)),
                      "ssl-shapes": ("lam", (2.5e-3, 1e-2)), "sss-neurons": ("gamma", (0.01, 0.03)),
                      "sss-filters": ("gamma", (0.01, 0.03)), "l0-units": ("lam", (0.3, 1.0)),
                      "l0-weights": ("lam", (0.3, 1.0)), "sparse-vd": ("n_kl", (4000, 15000)),
-                     "sbp": ("n_kl", (500, 2000))}
+                     "sbp": ("n_kl", (500, 2000)), "decorrelation-filters": ("lam", (5e-3, 2e-2))}
 _MLP_LAM = {"layers.0.neurons": 2e-3, "layers.1.neurons": 3.5e-3, "layers.2.neurons": 2e-2}
 
 RECIPES = {

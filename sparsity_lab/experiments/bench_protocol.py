@@ -7,8 +7,8 @@ two can be read side by side. Here every method gets the same of each (recipe "1
               held-out split
     start     pruned after training (magnitude, OBD, OBS, Kron, filter L1): the dense network trained `epochs`
               (Adam); pruned at initialisation (SNIP, GraSP, random): masks chosen at θ₀, then trained `epochs`;
-              every method that trains (SSL, SSS, slimming, L0, Sparse VD, SBP, SSE, SET, DeepR, DSR): its own
-              schedule, from θ₀, for `epochs`, with its lesson's tuned settings
+              every method that trains (SSL, decorrelation, sensitivity, SSS, slimming, L0, Sparse VD, SBP, SSE,
+              SET, DeepR, DSR): its own schedule, from θ₀, for `epochs`, with its lesson's tuned settings
     lottery   every round trains `epochs` from θ₀, so a ticket costs (rounds + 1)·epochs; the rounds (at most
               `lottery_rounds`, the rate raised where needed) reach each target sparsity
     finish    every result's survivors fine-tuned `finetune` epochs, masks fixed (Adam), on its compacted network
@@ -52,6 +52,8 @@ AT_INIT = ("at_init",)                         # families whose masks are chosen
 VARIANTS = ("masked", "compact", "csr")
 QUICK_MLP = [64, 24, 12, 10]
 LATENCY_ROUNDS, MIN_RUN_TIME = 5, 0.03
+SENSITIVITY_LAM = 3e-3      # the decay per step of a weight the outputs ignore: (1 − λ)^830 ≈ 0.08 over 10 epochs
+DECORRELATION_GAMMA = 1.0   # γ of the decorrelation penalty (mean cos², in [0, 1]) beside the group lasso's λ
 
 
 # ---------------------------------------------------------------------------------------------- what runs
@@ -133,6 +135,10 @@ def _budget_options(method, recipe) -> dict:
         return {"epochs": e, "batch_size": b, "optimizer": functools.partial(torch.optim.Adam, lr=recipe.lr)}
     if family in ("group_lasso", "sss", "slimming"):
         return {"stages": ((e, 0.05),), "batch_size": b}
+    if family == "decorrelation":
+        return {"stages": ((e, 0.05),), "batch_size": b, "gamma": DECORRELATION_GAMMA}
+    if family == "sensitivity":
+        return {"epochs": e, "lr": recipe.lr, "batch_size": b, "lam": SENSITIVITY_LAM}
     if family == "l0":
         l0 = recipes.get("03")
         opts = {**l0.adam(), "epochs": e}

@@ -119,8 +119,9 @@ def run_bench(recipe=None, methods=None, sparsities=None, seeds=None, quick: boo
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     todo = tasks(recipe, methods, sparsities, seeds, quick)
     done = []
-    if resume and out is not None and Path(out).exists():
-        done = [r for r in load_bench(out)["records"] if r["status"] == "ok"]
+    if resume and out is not None and Path(out).exists():  # a failed task of this run is retried, any other kept
+        wanted = {(recipe.model, *t) for t in todo}
+        done = [r for r in load_bench(out)["records"] if r["status"] == "ok" or key(r) not in wanted]
         have = {key(r) for r in done}
         todo = [t for t in todo if (recipe.model, *t) not in have]
     by_method = {}

@@ -10,6 +10,8 @@ dst           dynamic sparse training, masks that change while training: SET, De
 group_lasso   group penalties, the proximal step, Structured Sparsity Learning
 slimming      network slimming: L1 on BatchNorm scales
 sss           sparse structure selection: a learned scaling factor per unit (a gate)
+sensitivity   sensitivity-driven regularisation: decay what the outputs ignore, then threshold |w|
+decorrelation group lasso plus a penalty on the correlation of the surviving units
 l0            L0 regularisation with hard-concrete gates per unit or per weight
 vdrop         sparse variational dropout: a dropout rate per weight
 sbp           structured Bayesian pruning: truncated log-normal noise per unit, its closed forms

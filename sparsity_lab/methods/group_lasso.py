@@ -183,12 +183,11 @@ class ProximalStep:
         self.lasso.prox_(state.model, {name: rates[id(w)] for name, w in names.items() if id(w) in rates})
 
 
-
-
 def ssl_train(model: nn.Module, data, lasso: GroupLasso, stages=((8, 0.05),), *, method: str = "proximal",
-              tol: float = SSL_THRESHOLD, callbacks=(), **sgd) -> MethodResult:
+              tol: float = SSL_THRESHOLD, callbacks=(), penalty=None, **sgd) -> MethodResult:
     """Train a copy of `model` with the group lasso (see `train.sgd_stages` for `stages` and the SGD keywords);
     the result holds the trained copy and the masks of the surviving groups, ready for `result.compact()`.
+    `penalty` (model → scalar): another term in the loss beside the group lasso (decorrelation's).
 
     method "proximal": a proximal step after every SGD step, so groups reach exact zeros (mask: norm > 0).
     method "subgradient": the penalty's gradient in the loss, as the SSL code does; no group becomes exactly
@@ -198,9 +197,10 @@ def ssl_train(model: nn.Module, data, lasso: GroupLasso, stages=((8, 0.05),), *,
     check_lambda(tol, "tol")
     net = copy.deepcopy(model)
     if method == "proximal":
-        history = sgd_stages(net, data, stages, callbacks=[ProximalStep(lasso), *callbacks], **sgd)
+        history = sgd_stages(net, data, stages, penalty=penalty, callbacks=[ProximalStep(lasso), *callbacks], **sgd)
     else:
-        history = sgd_stages(net, data, stages, penalty=lasso.penalty, callbacks=callbacks, **sgd)
+        both = lasso.penalty if penalty is None else (lambda m: lasso.penalty(m) + penalty(m))
+        history = sgd_stages(net, data, stages, penalty=both, callbacks=callbacks, **sgd)
         lasso.zero_below_(net, tol)
     return MethodResult("ssl", net, lasso.masks(net), groups=[g for g, _ in lasso.terms], history=history)
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .at_init import grasp, random_prune, snip
 from .base import Method
+from .decorrelation import decorrelated
 from .dst import deep_rewiring, dynamic_reparameterisation, sparse_evolutionary
 from .group_lasso import ssl
 from .l0 import l0
@@ -24,6 +25,7 @@ from .lottery import lottery
 from .magnitude import filter_l1, magnitude
 from .sbp import sbp
 from .second_order import kron_obd, kron_obs, obd, obs
+from .sensitivity import sensitivity
 from .slimming import network_slimming
 from .sse import sse
 from .sse_lstm import sse_lstm
@@ -96,6 +98,17 @@ def _entries() -> list[Method]:
         Method("sss-filters", partial(sss, kinds=("maps",)), "sss", True, ("data", "training"), None, CONV,
                "a scaling factor per conv map, L1 by accelerated proximal gradient (Huang & Wang 2018)",
                quick={"gamma": 0.03, "stages": ((10, 0.05),), "batch_size": 32}),
+    ]
+    out += [
+        Method("sensitivity", sensitivity, "sensitivity", False, ("data", "training"), "weights", ANY,
+               "weights decayed by λ·w·max(0, 1 − S), S = Σ_k |∂y_k/∂w| of the logits, then one |w| "
+               "threshold (Tartaglione et al. 2018)", "global", {"epochs": 2, "batch_size": 32, "lam": 0.05}),
+        Method("decorrelation-neurons", partial(decorrelated, kind="neurons"), "decorrelation", True,
+               ("data", "training"), None, MLP, "group lasso on neurons plus γ·mean cos² between the surviving "
+               "neurons' incoming weights (Zhu et al. 2018)", quick={"lam": 0.15, "gamma": 1.0, **TINY_SGD}),
+        Method("decorrelation-filters", partial(decorrelated, kind="filters"), "decorrelation", True,
+               ("data", "training"), None, CONV, "group lasso on conv filters plus γ·mean cos² between the surviving "
+               "filters of each layer (Zhu et al. 2018)", quick={"lam": 0.15, "gamma": 1.0, **TINY_SGD}),
     ]
     tiny_l0 = {"epochs": 6, "lr": 3e-3, "gate_lr": 0.2, "batch_size": 32, "drop_rate": 0.2}
     out += [

@@ -29,7 +29,7 @@ FAMILY_COLOURS = {  # the same family has the same colour in every figure of the
     "dense": "#000000", "magnitude": COLOURS["magnitude"], "second_order": COLOURS["OBD"],
     "lottery": COLOURS["ticket"], "group_lasso": "#8c564b", "slimming": "#c49c94", "sss": "#ff7f0e",
     "l0": "#2ca02c", "vdrop": "#9467bd", "sbp": "#e377c2", "sse": "#bcbd22", "sse_lstm": "#dbdb8d",
-    "at_init": "#17becf", "dst": "#393b79",
+    "at_init": "#17becf", "dst": "#393b79", "sensitivity": "#637939", "decorrelation": "#843c39",
 }
 SHAPES = ("circle", "square", "diamond", "triangle-up", "triangle-down", "pentagon", "hexagon", "cross")
 REQUIRED = ("method", "family", "structured", "error")

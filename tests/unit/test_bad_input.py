@@ -11,7 +11,7 @@ from sparsity_lab.corpus import Corpus, entropy_rate, stationary_distribution, s
 from sparsity_lab.cost import flops
 from sparsity_lab.experiments.pretrained import pretrained
 from sparsity_lab.masks import apply_masks, as_bool
-from sparsity_lab.methods import METHODS, distill, hashing, l0, quantize, sbp, vdrop
+from sparsity_lab.methods import METHODS, decorrelation, distill, hashing, l0, quantize, sbp, sensitivity, vdrop
 from sparsity_lab.methods.base import select_groups, select_weights
 from sparsity_lab.methods.lottery import lottery_tickets
 from sparsity_lab.methods.obs import obs_saliency
@@ -248,6 +248,27 @@ BAD = [
     ("an ensemble teacher with no members", lambda: distill.EnsembleTeacher([]), "members must be a non-empty"),
     ("distillation at a negative temperature, before training",
      lambda: distill.distil(mlp(), mlp(), XY, temperature=-1.0), "temperature must be a finite number > 0"),
+    ("a sensitivity of a kind that does not exist", lambda: sensitivity.output_sensitivity(mlp(), XY[0], kind="all"),
+     "kind must be one of"),
+    ("a sensitivity of outputs that do not exist", lambda: sensitivity.output_sensitivity(mlp(), XY[0], outputs="z"),
+     "outputs must be one of"),
+    ("the specific sensitivity without labels", lambda: sensitivity.output_sensitivity(mlp(), XY[0], kind="specific"),
+     "needs the labels y"),
+    ("a sensitivity batch of the wrong shape", lambda: sensitivity.output_sensitivity(mlp(), torch.rand(3, 5)),
+     r"x of the sensitivity batch has shape \(3, 5\)"),
+    ("a negative sensitivity decay, before training",
+     lambda: METHODS["sensitivity"](mlp(), XY, sparsity=0.5, lam=-1.0, batch_size=4),
+     "lam must be a finite number ≥ 0"),
+    ("a sensitivity target of 1.5, before training",
+     lambda: METHODS["sensitivity"](mlp(), XY, sparsity=1.5), "sparsity must be"),
+    ("a sensitivity batch larger than the data", lambda: sensitivity.SensitivityDecay(XY, 0.1, batch_size=9),
+     r"batch_size must be in \[1, 8\]"),
+    ("decorrelating a kind that does not exist", lambda: decorrelation.decorrelation_penalty(mlp(), "channels"),
+     "kind must be one of"),
+    ("decorrelating filters of an MLP", lambda: decorrelation.decorrelation_penalty(mlp(), "filters"),
+     "MLP has no hidden units made by a Conv2d"),
+    ("a negative decorrelation weight", lambda: METHODS["decorrelation-neurons"](mlp(), XY, lam=0.1, gamma=-1.0),
+     "gamma must be a finite number ≥ 0"),
     ("a recipe scale that does not exist", lambda: recipes.get("02", "huge"), "scale must be one of"),
 ]
 
