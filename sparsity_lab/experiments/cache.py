@@ -39,10 +39,15 @@ DRIFT = {"error": 1.0, "nll": 0.02, "perplexity": 0.01}
 measured between an AMD EPYC and an Intel Xeon), NLL in nats, perplexity relative."""
 
 
+def cpu_of(machine: str) -> str:
+    """The CPU model in a `cost.machine` line (its first field), e.g. a benchmark record's "machine"."""
+    return machine.split(", ")[0]
+
+
 def cpu() -> str:
-    """This machine's CPU model, as /proc/cpuinfo names it (the first field of `cost.machine`)."""
+    """This machine's CPU model, as /proc/cpuinfo names it."""
     from ..cost import machine
-    return machine(1).split(", ")[0]
+    return cpu_of(machine(1))
 
 
 def _key(path: str | Path) -> str:

@@ -93,8 +93,8 @@ class SensitivityDecay:
         self.x, self.y = as_tensors(data)
         if not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= len(self.x):
             raise ValueError(f"batch_size must be in [1, {len(self.x)}], got {batch_size!r}")
-        self.outputs = outputs
-        self.lam, self.kind, self.batch_size = check_lambda(lam, "lam", "the decay rate λ"), kind, batch_size
+        self.lam, self.kind, self.outputs = check_lambda(lam, "lam", "the decay rate λ"), kind, outputs
+        self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)
         self.decayed = []  # per step: the fraction of weights with S̄ = 1 (the outputs ignore them)
 

@@ -14,7 +14,7 @@ from sparsity_lab import recipes
 from sparsity_lab.cli import main
 from sparsity_lab.experiments import bench_protocol as protocol
 from sparsity_lab.experiments import methods_bench as bench
-from sparsity_lab.experiments.cache import agrees, cpu
+from sparsity_lab.experiments.cache import agrees, cpu, cpu_of
 from sparsity_lab.methods import METHODS
 from sparsity_lab.pareto import dominates, pareto_front
 
@@ -204,7 +204,7 @@ def test_a_slice_of_the_cache_is_recomputed_to_the_same_numbers(model, name, kno
     test error within `cache.DRIFT` (the masks of a method that trains may move with the rounding)."""
     path, recipe = CACHES[model]
     stored = next(r for r in bench.load_bench(path)["records"] if bench.key(r) == (model, name, knob, value, seed))
-    here = stored["machine"].split(", ")[0] == cpu()
+    here = cpu_of(stored["machine"]) == cpu()
     threads = torch.get_num_threads()
     try:
         task, outcome, seconds = bench.train((name, knob, value, seed), recipe, False)
