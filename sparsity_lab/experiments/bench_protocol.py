@@ -52,6 +52,7 @@ AT_INIT = ("at_init",)                         # families whose masks are chosen
 VARIANTS = ("masked", "compact", "csr")
 QUICK_MLP = [64, 24, 12, 10]
 LATENCY_ROUNDS, MIN_RUN_TIME = 5, 0.03
+QUICK_RUN_TIME = 0.003     # a --quick smoke test times each variant once, briefly: its speed-ups are not results
 SENSITIVITY_LAM = 3e-3      # the decay per step of a weight the outputs ignore: (1 − λ)^830 ≈ 0.08 over 10 epochs
 DECORRELATION_GAMMA = 1.0   # γ of the decorrelation penalty (mean cos², in [0, 1]) beside the group lasso's λ
 
@@ -275,9 +276,10 @@ def measure(final: nn.Module, masks: dict, full_masks: dict, model: str, data, r
     if isinstance(final, MLP):
         models["csr"] = CSRMLP(runnable)
     large = min(recipe.large_batch, len(data.x_test))
+    rounds, run_time = (1, QUICK_RUN_TIME) if quick else (LATENCY_ROUNDS, MIN_RUN_TIME)
     for tag, batch in (("b1", 1), ("large", large)):
         x = data.x_test[:batch]
-        ms = {k: 1e3 * s for k, s in compare_latency(models, x, 1, LATENCY_ROUNDS, MIN_RUN_TIME).items()}
+        ms = {k: 1e3 * s for k, s in compare_latency(models, x, 1, rounds, run_time).items()}
         fastest = min((v for v in VARIANTS if v in ms), key=ms.get)
         row.update({f"ms_{tag}_{k}": ms.get(k, float("nan")) for k in ("dense", *VARIANTS)})
         row.update({f"fastest_{tag}": fastest, f"speedup_{tag}": ms["dense"] / ms[fastest]})
