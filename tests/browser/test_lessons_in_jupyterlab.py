@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -228,6 +229,21 @@ def test_demo_widget_notebook_renders_and_reacts(browser_page, jupyter_server, n
         print(check_notebook_in_lab(browser_page, jupyter_server, name))
     finally:
         screenshot(browser_page, "widget_demo")
+        shut_down_kernel(jupyter_server, name)
+
+
+def shut_down_kernel(server: dict, name: str) -> None:
+    """Shut down the kernel of notebook `name` through the server's REST API: a finished lesson's kernel would
+    otherwise hold its memory (up to 1 GB) until the session ends, beside every later test. Never raises."""
+    url, token = f"{server['base']}/api/sessions", f"token={server['token']}"
+    try:
+        with urllib.request.urlopen(f"{url}?{token}", timeout=10) as reply:
+            sessions = [s for s in json.load(reply) if Path(s.get("path", "")).name == name]
+        for session in sessions:
+            urllib.request.urlopen(urllib.request.Request(f"{url}/{session['id']}?{token}", method="DELETE"),
+                                   timeout=30).close()
+    except OSError as error:  # the test's own outcome matters more than the clean-up
+        print(f"could not shut down the kernel of {name}: {error}")
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
@@ -241,3 +257,4 @@ def test_lesson_renders_and_reacts_in_jupyterlab(browser_page, jupyter_server, n
         print(measured)
     finally:
         screenshot(browser_page, Path(lesson).stem)
+        shut_down_kernel(jupyter_server, name)
