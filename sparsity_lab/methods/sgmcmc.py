@@ -37,7 +37,8 @@ LogPrior = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 @dataclass(frozen=True)
 class PolynomialDecay:
-    """Step-size schedule lr_t = a·(b + t)^(−γ), t = 0, 1, … (Welling & Teh 2011, sec. 3; needs γ ∈ (0.5, 1])."""
+    """Step-size schedule lr_t = a·(b + t)^(−γ), t = 0, 1, … (Welling & Teh 2011, sec. 2: γ ∈ (0.5, 1] meets the
+    conditions of their eq. 2)."""
 
     a: float
     b: float
@@ -226,8 +227,11 @@ class SGHMC(_SGMCMC):
     """Stochastic gradient Hamiltonian Monte Carlo (Chen et al. 2014, eq. 15), mean-loss form, friction 1 − m:
     v ← m·v − lr·g + √(2·(1−m)·lr·T/N)·ξ;  θ ← θ + v.
 
+    The paper's α (friction) is 1 − m and its η is lr/N in sum-loss units. The friction is what cancels the heat
+    that the gradient noise adds to the momentum (their eq. 7–9: without it the entropy only grows, eq. 8).
     momentum m ∈ [0, 1): m = 0 is exactly SGLD with the same lr; at m > 0 a step moves θ by up to lr/(1−m)·g.
-    The paper's noise estimate β̂ is taken as 0. Other arguments as `SGLD`.
+    The paper's noise estimate β̂ is taken as 0, the simplest choice of their sec. 3.3: the gradient noise it
+    stands for shrinks faster than the injected noise as lr → 0. Other arguments as `SGLD`.
     """
 
     def __init__(self, params: Iterable, lr: float | Callable[[int], float], num_data: int, *,
