@@ -4,7 +4,7 @@ latency, one record per method × setting × seed. How each method is run and wh
 
     sparsity-lab bench methods                               # every method, the recipe's sparsities and seeds
     sparsity-lab bench methods --methods snip set --sparsities 0.9 --seeds 0 --out mine.json
-    sparsity-lab bench methods --quick                       # every method, tiny: a smoke test of a minute or two
+    sparsity-lab bench methods --quick                       # every method, tiny: a smoke test of ~15 s
     sparsity-lab bench methods --resume --out mine.json      # skip the records mine.json already has
 
 The records are written as JSON (with the recipe) and as CSV (the same records, one row each) after every method,
