@@ -83,6 +83,14 @@ def gates(model: nn.Module) -> dict[str, Gate]:
     return out
 
 
+def gate_on(module: nn.Module, kind: type[Gate]) -> Gate | None:
+    """The first gate of class `kind` among the parametrizations of `module.weight`, or None: how a forward hook
+    finds its own module's gate at each call (so a deep copy of the model uses its own)."""
+    if not parametrize.is_parametrized(module, "weight"):
+        return None
+    return next((p for p in module.parametrizations.weight if isinstance(p, kind)), None)
+
+
 def gate_penalty(model: nn.Module) -> torch.Tensor | None:
     """The sum of every gate's penalty (None when the model has no gate)."""
     found = list(gates(model).values())

@@ -36,10 +36,9 @@ import numbers
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.special import log_ndtr
 
-from ..gates import Gate, attach, gates, keep_masks
+from ..gates import Gate, attach, gate_on, gates, keep_masks
 from ..structure import units
 from ..train import fit
 from .base import MethodResult
@@ -305,17 +304,11 @@ class LogNormalNoise(Gate):
         self.log_sigma.clamp_(*LIMITS)
 
 
-def _noise_of(module: nn.Module) -> LogNormalNoise | None:
-    if not parametrize.is_parametrized(module, "weight"):
-        return None
-    return next((p for p in module.parametrizations.weight if isinstance(p, LogNormalNoise)), None)
-
-
 def multiplicative_noise(module: nn.Module, args: tuple) -> tuple | None:
     """A forward pre-hook: in training mode multiply the layer's input by θ, one draw per example and unit (a
     unit's `block` input columns share it; a conv's input channel shares it over its positions). The gate is looked
     up on the module at each call, so a deep copy of the model uses its own."""
-    noise = _noise_of(module)
+    noise = gate_on(module, LogNormalNoise)
     if noise is None or not module.training:
         return None
     x = args[0]

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..gates import Gate, gates, keep_masks
+from ..gates import Gate, gate_on, gates, keep_masks
 from ..masks import prunable
 from ..structure import single_weights
 from ..train import TrainState, fit
@@ -133,17 +133,11 @@ class VariationalDropout(Gate):
         return self.kl_weight * kl_approx(self.log_alpha()).sum() / self.n_train
 
 
-def _gate_of(module: nn.Module) -> VariationalDropout | None:
-    if not parametrize.is_parametrized(module, "weight"):
-        return None
-    return next((p for p in module.parametrizations.weight if isinstance(p, VariationalDropout)), None)
-
-
 def local_reparameterisation(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
     """A forward hook: in training mode add √(Var b)·ε to the layer's output, Var b = x²·σ² (a Linear) or
     conv(x², σ²) (a Conv2d), an independent draw for each example and output. The gate is looked up on the module
     at each call, so a deep copy of the model uses its own gate (and a model whose gates were removed, none)."""
-    gate = _gate_of(module)
+    gate = gate_on(module, VariationalDropout)
     if gate is None or not module.training:
         return output
     x = inputs[0]
